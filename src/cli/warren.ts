@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+/** `warren` / `npm start`: runs one broker node until SIGTERM or SIGINT. */
+import { ConfigError, loadConfig, usage } from '../node/config.js';
+import { startNode } from '../node/node.js';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(process.argv.slice(2));
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`warren: ${err.message}\n\n${usage()}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  if (config === 'help') {
+    process.stdout.write(`${usage()}\n`);
+    return;
+  }
+  const node = await startNode(config);
+  // The one line scripts and tests wait for: the node accepts connections at this address.
+  process.stdout.write(`${node.url}\n`);
+  const shutdown = (signal: string): void => {
+    node.log.info(`received ${signal}`);
+    node.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        node.log.error(`stop failed: ${String(err)}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`warren: failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,414 @@
+/**
+ * The front's node-wide state: virtual hosts, users, connections, channels, queue and
+ * consumer registries, and the links to the shard workers. It routes what the shards say
+ * (deliveries, confirms, dead letters, expiries) to the right channel, and applies
+ * backpressure when a shard's ring fills up.
+ */
+import { isIP } from 'node:net';
+import { AmqpError } from '../amqp/errors.js';
+import { peekHeaders } from '../amqp/content-header.js';
+import type { FieldTable } from '../amqp/field-table.js';
+import { Method, ReplyCode } from '../amqp/spec.generated.js';
+import { RecordReader } from '../ring/record-buffer.js';
+import { FromShard, payloadExchange, payloadLayout, payloadRoutingKey } from '../ring/shard-records.js';
+import type { Logger } from '../node/logger.js';
+import type { BrokerConfig } from './broker-config.js';
+import type { Channel } from './channel.js';
+import type { Connection } from './connection.js';
+import { effectiveQueueConfig, type PolicyQueueSettings } from './queue-args.js';
+import type { ConsumerRef, QueueMeta } from './queue-meta.js';
+import type { ShardLink } from './shard-link.js';
+import { UserStore, type User } from './users.js';
+import { VHost } from './vhost.js';
+
+/** Front→shard bytes waiting outside a full ring before the publishing socket stops being read. */
+const ringPendingPauseBytes = 4 * 1024 * 1024;
+/** ...and before every publisher is told connection.blocked. */
+const ringPendingBlockBytes = 32 * 1024 * 1024;
+
+export interface NewQueue {
+  name: string;
+  durable: boolean;
+  exclusive: boolean;
+  autoDelete: boolean;
+  arguments: FieldTable;
+  owner: Connection | undefined;
+}
+
+export class Broker {
+  readonly vhosts = new Map<string, VHost>();
+  readonly users = new UserStore();
+  readonly queuesById = new Map<number, QueueMeta>();
+  readonly consumersById = new Map<number, ConsumerRef>();
+  readonly channelsByKey = new Map<number, Channel>();
+  readonly connections = new Set<Connection>();
+  /** Set while publishers are blocked (connection.blocked sent); the reason string. */
+  blockedReason: string | undefined;
+  /** Policies' queue settings by vhost (filled in by the policy engine). */
+  policyFor: (q: QueueMeta) => PolicyQueueSettings | undefined = () => undefined;
+  onDefinitionsChanged: () => void = () => {};
+
+  private nextConnId = 1;
+  private nextChannelKey = 1;
+  private nextQueueId = 1;
+  private nextConsumerId = 1;
+  private readonly dirtyConns = new Set<Connection>();
+  private readonly dirtyShards = new Set<ShardLink>();
+  private flushScheduled = false;
+  private readonly pausedByRing = new Set<Connection>();
+  private readonly confirmChannels = new Set<Channel>();
+  private readonly regexCache = new Map<string, RegExp>();
+
+  constructor(
+    readonly config: BrokerConfig,
+    readonly shards: readonly ShardLink[],
+    readonly log: Logger,
+  ) {
+    for (const s of shards) s.out.onDrain = () => this.onShardDrained(s);
+  }
+
+  addVhost(name: string): VHost {
+    let v = this.vhosts.get(name);
+    if (v === undefined) {
+      v = new VHost(name);
+      this.vhosts.set(name, v);
+    }
+    return v;
+  }
+
+  vhost(name: string): VHost {
+    const v = this.vhosts.get(name);
+    if (v === undefined) throw new AmqpError(ReplyCode.notAllowed, `NOT_ALLOWED - vhost ${name} not found`);
+    return v;
+  }
+
+  nextConnectionId(): number {
+    return this.nextConnId++;
+  }
+
+  registerChannel(ch: Channel): number {
+    const key = this.nextChannelKey++;
+    this.channelsByKey.set(key, ch);
+    return key;
+  }
+
+  unregisterChannel(ch: Channel): void {
+    this.channelsByKey.delete(ch.key);
+    this.confirmChannels.delete(ch);
+  }
+
+  // ---- access control ---------------------------------------------------------
+
+  authenticate(username: string, password: string, remoteAddress: string): User | undefined {
+    const user = this.users.authenticate(username, password);
+    if (user === undefined) return undefined;
+    if (this.config.loopbackUsers.includes(username) && !isLoopback(remoteAddress)) {
+      this.log.warn(`user '${username}' can only connect via localhost (refused from ${remoteAddress})`);
+      return undefined;
+    }
+    return user;
+  }
+
+  /** configure/write/read permission on a resource, as RabbitMQ checks it (403, channel error). */
+  authorize(conn: Connection, perm: 'configure' | 'write' | 'read', kind: 'queue' | 'exchange', name: string): void {
+    const user = conn.user;
+    const p = user?.permissions.get(conn.vhostName);
+    const resource = kind === 'exchange' && name === '' ? 'amq.default' : name;
+    if (user !== undefined && p !== undefined && this.regex(p[perm]).test(resource)) return;
+    throw new AmqpError(
+      ReplyCode.accessRefused,
+      `ACCESS_REFUSED - access to ${kind} '${resource}' in vhost '${conn.vhostName}' refused for user '${user?.name ?? ''}'`,
+    );
+  }
+
+  private regex(pattern: string): RegExp {
+    let r = this.regexCache.get(pattern);
+    if (r === undefined) {
+      // RabbitMQ matches permissions with unanchored Erlang regexes; '' matches nothing.
+      r = pattern === '' ? /(?!)/ : new RegExp(pattern);
+      this.regexCache.set(pattern, r);
+    }
+    return r;
+  }
+
+  // ---- output scheduling --------------------------------------------------------
+
+  markDirty(conn: Connection): void {
+    this.dirtyConns.add(conn);
+    this.scheduleFlush();
+  }
+
+  /** A record was written to a shard's ring on behalf of conn: flush soon, and push back if the ring is full. */
+  noteShardWrite(shard: ShardLink, conn: Connection | undefined): void {
+    this.dirtyShards.add(shard);
+    this.scheduleFlush();
+    const pending = shard.out.pendingBytes;
+    if (pending === 0) return;
+    if (conn !== undefined && pending > ringPendingPauseBytes) {
+      conn.pauseReading();
+      this.pausedByRing.add(conn);
+    }
+    if (pending > ringPendingBlockBytes && this.blockedReason === undefined) {
+      this.blockedReason = `shard ${shard.index} ring full`;
+      this.log.warn(`blocking publishers: ${this.blockedReason}`);
+      for (const c of this.connections) c.setBlocked(this.blockedReason);
+    }
+  }
+
+  private onShardDrained(shard: ShardLink): void {
+    if (this.shards.some((s) => s.out.pendingBytes > 0)) return;
+    for (const c of this.pausedByRing) c.resumeReading();
+    this.pausedByRing.clear();
+    if (this.blockedReason !== undefined) {
+      this.log.info(`unblocking publishers (shard ${shard.index} drained)`);
+      this.blockedReason = undefined;
+      for (const c of this.connections) c.setUnblocked();
+      this.flushAll();
+    }
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flushAll());
+  }
+
+  flushAll(): void {
+    this.flushScheduled = false;
+    for (const s of this.dirtyShards) s.out.flush();
+    this.dirtyShards.clear();
+    for (const c of this.dirtyConns) c.flush();
+    this.dirtyConns.clear();
+  }
+
+  // ---- queues -------------------------------------------------------------------
+
+  /** Places a new queue on the least loaded shard and creates it there. */
+  createQueue(vhost: VHost, nq: NewQueue): QueueMeta {
+    let shard = this.shards[0];
+    for (const s of this.shards) if (shard === undefined || s.queueCount < shard.queueCount) shard = s;
+    if (shard === undefined) throw new Error('no shards');
+    const id = this.nextQueueId++;
+    const q: QueueMeta = {
+      queueId: id,
+      vhost: vhost.name,
+      name: nq.name,
+      durable: nq.durable,
+      exclusive: nq.exclusive,
+      autoDelete: nq.autoDelete,
+      arguments: nq.arguments,
+      shard,
+      owner: nq.owner,
+      consumers: new Set(),
+      hadConsumer: false,
+      config: undefined as never,
+      deleted: false,
+    };
+    q.config = effectiveQueueConfig(q, this.policyFor(q));
+    shard.queueCount++;
+    vhost.queues.set(q.name, q);
+    this.queuesById.set(id, q);
+    shard.createQueue(q.config);
+    this.noteShardWrite(shard, undefined);
+    if (q.durable) this.definitionsChanged();
+    return q;
+  }
+
+  /** Re-evaluates a queue's settings (a policy changed) and tells its shard if they differ. */
+  refreshQueueConfig(q: QueueMeta): void {
+    const next = effectiveQueueConfig(q, this.policyFor(q));
+    if (JSON.stringify(next) === JSON.stringify(q.config)) return;
+    q.config = next;
+    q.shard.updateQueue(next);
+    this.noteShardWrite(q.shard, undefined);
+  }
+
+  /** Deletes a queue: consumers are cancelled (clients notified), bindings removed; resolves with its ready count. */
+  async deleteQueue(q: QueueMeta, why: string): Promise<number> {
+    if (q.deleted) return 0;
+    q.deleted = true;
+    const vhost = this.vhost(q.vhost);
+    vhost.queues.delete(q.name);
+    this.queuesById.delete(q.queueId);
+    for (const c of [...q.consumers]) this.removeConsumer(c, true);
+    vhost.graph.removeQueueBindings(q.name);
+    this.exchangeUnbound(vhost);
+    q.shard.queueCount--;
+    if (q.durable) this.definitionsChanged();
+    this.log.debug(`queue '${q.name}' in vhost '${q.vhost}' ${why}`);
+    const count = q.shard.deleteQueue(q.queueId);
+    this.noteShardWrite(q.shard, undefined);
+    return count;
+  }
+
+  /** groups routed queue names by owning shard (the map and arrays are reused per call: consume before the next). */
+  private readonly byShard = new Map<ShardLink, number[]>();
+  groupByShard(vhost: VHost, names: readonly string[]): Map<ShardLink, number[]> {
+    const m = this.byShard;
+    m.clear();
+    for (const name of names) {
+      const q = vhost.queues.get(name);
+      if (q === undefined) continue;
+      let ids = m.get(q.shard);
+      if (ids === undefined) {
+        ids = [];
+        m.set(q.shard, ids);
+      }
+      ids.push(q.queueId);
+    }
+    return m;
+  }
+
+  // ---- exchanges ----------------------------------------------------------------
+
+  deleteExchange(vhost: VHost, name: string): void {
+    const ex = vhost.graph.getExchange(name);
+    vhost.graph.deleteExchange(name);
+    this.exchangeUnbound(vhost);
+    if (ex?.durable === true) this.definitionsChanged();
+  }
+
+  /** Deletes auto-delete exchanges that lost their last binding (which may cascade). */
+  exchangeUnbound(vhost: VHost): void {
+    for (let names = vhost.graph.takeAutoDeleteCandidates(); names.length > 0; names = vhost.graph.takeAutoDeleteCandidates()) {
+      for (const n of names) vhost.graph.deleteExchange(n);
+    }
+    this.definitionsChanged();
+  }
+
+  definitionsChanged(): void {
+    this.onDefinitionsChanged();
+  }
+
+  // ---- consumers ----------------------------------------------------------------
+
+  addConsumer(ch: Channel, q: QueueMeta, tag: string, tagShortstr: Buffer, noAck: boolean, exclusive: boolean, priority: number): void {
+    const c: ConsumerRef = { id: this.nextConsumerId++, tag, tagShortstr, channel: ch, queue: q, noAck, exclusive };
+    ch.consumers.set(tag, c);
+    q.consumers.add(c);
+    q.hadConsumer = true;
+    this.consumersById.set(c.id, c);
+    q.shard.consume(c.id, q.queueId, ch.key, ch.prefetchCount, noAck, priority, tagShortstr);
+    this.noteShardWrite(q.shard, undefined);
+  }
+
+  /** Cancels a consumer; notify = tell the client with a server-sent basic.cancel (queue deleted). */
+  removeConsumer(c: ConsumerRef, notify: boolean): void {
+    if (!this.consumersById.delete(c.id)) return;
+    const ch = c.channel;
+    ch.consumers.delete(c.tag);
+    c.queue.consumers.delete(c);
+    c.queue.shard.cancel(c.id);
+    this.noteShardWrite(c.queue.shard, undefined);
+    if (notify && ch.state === 'open' && ch.conn.capabilities.consumerCancelNotify) {
+      ch.conn.sendMethod(ch.id, { id: Method.BasicCancel, args: { consumerTag: c.tag, nowait: true } });
+    }
+    const q = c.queue;
+    if (q.autoDelete && q.hadConsumer && q.consumers.size === 0 && !q.deleted) {
+      void this.deleteQueue(q, 'auto-deleted (last consumer gone)');
+    }
+  }
+
+  connectionClosed(conn: Connection): void {
+    this.connections.delete(conn);
+    this.pausedByRing.delete(conn);
+    this.dirtyConns.delete(conn);
+    for (const q of [...this.queuesById.values()]) {
+      if (q.owner === conn) void this.deleteQueue(q, 'deleted (exclusive owner closed)');
+    }
+  }
+
+  // ---- what the shards say ------------------------------------------------------
+
+  onShardRecord(shard: ShardLink, kind: number, body: Buffer): void {
+    if (kind === FromShard.deliver) {
+      const consumerId = body.readUInt32LE(0);
+      const queueId = body.readUInt32LE(4);
+      const msgId = body.readDoubleLE(8);
+      const redelivered = body[16] === 1;
+      const c = this.consumersById.get(consumerId);
+      if (c === undefined || c.channel.state !== 'open') {
+        // The consumer went while the delivery was in flight: the message goes back to its place.
+        shard.nack(queueId, [msgId], true);
+        this.noteShardWrite(shard, undefined);
+        return;
+      }
+      c.channel.deliver(c, shard, queueId, msgId, redelivered, body.subarray(21));
+      return;
+    }
+    if (kind === FromShard.confirms) {
+      const n = body.readUInt32LE(0);
+      let p = 4;
+      for (let i = 0; i < n; i++, p += 13) {
+        const ch = this.channelsByKey.get(body.readUInt32LE(p));
+        if (ch === undefined) continue;
+        ch.onShardConfirm(body.readDoubleLE(p + 4), body[p + 12] === 1);
+        this.confirmChannels.add(ch);
+      }
+      for (const ch of this.confirmChannels) ch.flushConfirms();
+      this.confirmChannels.clear();
+      return;
+    }
+    if (kind === FromShard.deadLetter) return this.onDeadLetter(body);
+    if (kind === FromShard.queueExpired) {
+      const q = this.queuesById.get(new RecordReader(body).u32());
+      if (q !== undefined) void this.deleteQueue(q, 'expired (x-expires)');
+      return;
+    }
+    if (kind === FromShard.consumerCancelled) {
+      const c = this.consumersById.get(new RecordReader(body).u32());
+      if (c !== undefined) this.removeConsumer(c, true);
+      return;
+    }
+    if (!shard.onReply(kind, body)) this.log.error(`shard ${shard.index}: unexpected record kind ${kind}`);
+  }
+
+  /** A dead-lettered message: route it from its DLX like a new publish (without confirms), dropping cycles. */
+  private onDeadLetter(body: Buffer): void {
+    const sourceId = body.readUInt32LE(0);
+    const payload = Buffer.from(body.subarray(5));
+    const source = this.queuesById.get(sourceId);
+    if (source === undefined) return;
+    const vhost = this.vhosts.get(source.vhost);
+    if (vhost === undefined) return;
+    const exchange = payloadExchange(payload);
+    const routingKey = payloadRoutingKey(payload);
+    if (vhost.graph.getExchange(exchange) === undefined) {
+      this.log.debug(`dead letter from '${source.name}' dropped: no exchange '${exchange}'`);
+      return;
+    }
+    const layout = payloadLayout(payload);
+    const headers = peekHeaders(payload.subarray(layout.propsStart, layout.propsEnd));
+    const routed: string[] = [];
+    vhost.graph.route(exchange, routingKey, () => headers, vhost.queueExists, routed);
+    const targets = routed.filter((name) => !isDeadLetterCycle(headers, name));
+    for (const [shard, ids] of this.groupByShard(vhost, targets)) {
+      shard.publish(0, 0, 0, ids, payload);
+      this.noteShardWrite(shard, undefined);
+    }
+  }
+}
+
+/**
+ * RabbitMQ drops a dead letter that would return to a queue it already died in, unless one
+ * of those deaths was a rejection (a consumer decided, so it is not an automatic loop).
+ */
+function isDeadLetterCycle(headers: FieldTable | undefined, queueName: string): boolean {
+  const deaths = headers?.['x-death'];
+  if (deaths?.type !== 'A') return false;
+  let seen = false;
+  for (const d of deaths.value) {
+    if (d.type !== 'F') continue;
+    const q = d.value['queue'];
+    const r = d.value['reason'];
+    if (r?.type === 'S' && r.value === 'rejected') return false;
+    if (q?.type === 'S' && q.value === queueName) seen = true;
+  }
+  return seen;
+}
+
+function isLoopback(address: string): boolean {
+  if (address === '::1' || address.startsWith('127.')) return true;
+  if (address.startsWith('::ffff:')) return address.slice(7).startsWith('127.');
+  return isIP(address) === 0 && address === 'localhost';
+}

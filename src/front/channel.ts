@@ -1,0 +1,489 @@
+/**
+ * One AMQP channel: method dispatch, content assembly, publishing (routing and hand-off to
+ * shards), publisher confirms, transactions, deliveries and their tags, acks, and teardown.
+ * Methods that need a shard's answer make the channel "busy": later frames of this channel
+ * wait in order until the answer is in, so replies keep the order the client expects.
+ */
+import { AmqpError } from '../amqp/errors.js';
+import { decodeMethod } from '../amqp/method-codec.js';
+import { decodeContentHeader, peekExpiration, peekHeaders } from '../amqp/content-header.js';
+import { FrameType, Method, ReplyCode, classIdOf, isHardError, methodIdOf, methodName } from '../amqp/spec.generated.js';
+import type { AmqpMethod } from '../amqp/spec.generated.js';
+import { PublishFlag } from '../ring/shard-records.js';
+import type { Connection } from './connection.js';
+import type { ConsumerRef, QueueMeta } from './queue-meta.js';
+import type { ShardLink } from './shard-link.js';
+import { methodHandlers } from './methods/index.js';
+
+const basicClassId = 60;
+const expirationPattern = /^(0|[1-9][0-9]*)$/;
+
+interface Assembly {
+  exchange: string;
+  routingKey: string;
+  mandatory: boolean;
+  /** The message payload being filled (see ring/shard-records.ts); allocated at the content header. */
+  payload: Buffer | undefined;
+  bodyStart: number;
+  bodySize: number;
+  received: number;
+}
+
+export interface UnackedRef {
+  readonly tag: number;
+  readonly shard: ShardLink;
+  readonly queueId: number;
+  readonly msgId: number;
+}
+
+interface TxPublish {
+  exchange: string;
+  routingKey: string;
+  mandatory: boolean;
+  payload: Buffer;
+  propsStart: number;
+  propsEnd: number;
+}
+
+/** Acks and nacks of a transaction: taken out of `unacked` at once (so tags are checked then), settled at commit. */
+interface TxSettle {
+  refs: UnackedRef[];
+  how: 'ack' | 'requeue' | 'reject';
+}
+
+export class Channel {
+  readonly key: number;
+  state: 'open' | 'closing' | 'closed' = 'open';
+  private expecting: 'method' | 'header' | 'body' = 'method';
+  private assembly: Assembly | undefined;
+  private busy = false;
+  private readonly backlog: { type: number; payload: Buffer }[] = [];
+
+  // publisher confirms
+  confirmMode = false;
+  private nextPublishSeq = 1;
+  private readonly unconfirmed = new Map<number, { remaining: number; ok: boolean }>();
+  private readonly confirmedOk: number[] = [];
+
+  // transactions
+  txMode = false;
+  txPublishes: TxPublish[] = [];
+  txSettles: TxSettle[] = [];
+
+  // consuming
+  prefetchCount = 0;
+  globalPrefetch = 0;
+  readonly consumers = new Map<string, ConsumerRef>();
+  private nextDeliveryTag = 1;
+  readonly unacked = new Map<number, UnackedRef>();
+  clientFlow = true;
+  private flowSent = true;
+
+  private readonly routed: string[] = [];
+
+  constructor(
+    readonly conn: Connection,
+    readonly id: number,
+  ) {
+    this.key = conn.broker.registerChannel(this);
+  }
+
+  get broker() {
+    return this.conn.broker;
+  }
+
+  // ---- input ------------------------------------------------------------------
+
+  onFrame(type: number, payload: Buffer): void {
+    if (this.state !== 'open') {
+      // After we sent channel.close, everything but close/close-ok is dropped (as the spec says).
+      if (type === FrameType.method) this.onClosingMethod(decodeMethod(payload));
+      return;
+    }
+    if (this.busy) {
+      this.backlog.push({ type, payload: Buffer.from(payload) });
+      return;
+    }
+    this.process(type, payload);
+  }
+
+  private process(type: number, payload: Buffer): void {
+    try {
+      if (this.expecting === 'method') {
+        if (type !== FrameType.method) {
+          throw new AmqpError(ReplyCode.unexpectedFrame, `UNEXPECTED_FRAME - expected method frame, got ${type === FrameType.header ? 'content header' : 'content body'} on channel ${this.id}`);
+        }
+        this.onMethod(decodeMethod(payload));
+      } else if (this.expecting === 'header') {
+        if (type !== FrameType.header) {
+          throw new AmqpError(ReplyCode.unexpectedFrame, `UNEXPECTED_FRAME - expected content header for class ${basicClassId}, got non content header frame instead`, basicClassId, 40);
+        }
+        this.onContentHeader(payload);
+      } else {
+        if (type !== FrameType.body) {
+          throw new AmqpError(ReplyCode.unexpectedFrame, `UNEXPECTED_FRAME - expected content body, got non content body frame instead`, basicClassId, 40);
+        }
+        this.onContentBody(payload);
+      }
+    } catch (err) {
+      this.onError(err);
+    }
+  }
+
+  private onMethod(m: AmqpMethod): void {
+    const handler = methodHandlers.get(m.id);
+    if (handler === undefined) {
+      throw new AmqpError(
+        ReplyCode.commandInvalid,
+        `COMMAND_INVALID - '${methodName(m.id)}' is not valid on a channel`,
+        classIdOf(m.id),
+        methodIdOf(m.id),
+      );
+    }
+    const result = handler(this, m.args as never);
+    if (result instanceof Promise) {
+      this.busy = true;
+      result.then(
+        () => this.resume(),
+        (err: unknown) => {
+          this.onError(err, m.id);
+          this.resume();
+        },
+      );
+    }
+  }
+
+  private resume(): void {
+    this.busy = false;
+    this.conn.flush();
+    while (!this.busy && this.backlog.length > 0 && this.state === 'open') {
+      const f = this.backlog.shift();
+      if (f !== undefined) this.process(f.type, f.payload);
+    }
+    this.conn.flush();
+  }
+
+  /** Soft errors close this channel; hard ones the connection. */
+  onError(err: unknown, methodId?: number): void {
+    if (err instanceof AmqpError) {
+      let classId = err.classId;
+      let mId = err.methodId;
+      if (classId === 0 && methodId !== undefined) {
+        classId = classIdOf(methodId);
+        mId = methodIdOf(methodId);
+      }
+      if (isHardError(err.replyCode)) this.conn.close(err.replyCode, err.replyText, classId, mId);
+      else this.closeWithError(err.replyCode, err.replyText, classId, mId);
+      return;
+    }
+    this.conn.fail(err);
+  }
+
+  // ---- publishing -------------------------------------------------------------
+
+  startPublish(exchange: string, routingKey: string, mandatory: boolean): void {
+    this.assembly = { exchange, routingKey, mandatory, payload: undefined, bodyStart: 0, bodySize: 0, received: 0 };
+    this.expecting = 'header';
+  }
+
+  private onContentHeader(payload: Buffer): void {
+    const a = this.assembly;
+    if (a === undefined) throw new Error('content header without a publish in progress');
+    const h = decodeContentHeader(payload);
+    if (h.classId !== basicClassId) {
+      throw new AmqpError(ReplyCode.frameError, `FRAME_ERROR - content header for class ${h.classId} on a basic.publish`, basicClassId, 40);
+    }
+    const max = this.broker.config.maxMessageBytes;
+    if (h.bodySize > max) {
+      this.expecting = 'method';
+      this.assembly = undefined;
+      throw new AmqpError(ReplyCode.preconditionFailed, `PRECONDITION_FAILED - message size ${h.bodySize} is larger than configured max size ${max}`, basicClassId, 40);
+    }
+    const expiration = peekExpiration(h.propertyBytes);
+    if (expiration !== undefined && !expirationPattern.test(expiration)) {
+      this.expecting = 'method';
+      this.assembly = undefined;
+      throw new AmqpError(ReplyCode.preconditionFailed, `PRECONDITION_FAILED - invalid expiration '${expiration}'`, basicClassId, 40);
+    }
+    // Build the payload once, in the layout the shards keep: exchange, routing key, properties, body.
+    const ex = Buffer.from(a.exchange);
+    const rk = Buffer.from(a.routingKey);
+    const props = h.propertyBytes;
+    const bodyStart = 2 + ex.length + rk.length + 4 + props.length;
+    const buf = Buffer.allocUnsafe(bodyStart + h.bodySize);
+    let p = 0;
+    buf[p++] = ex.length;
+    ex.copy(buf, p);
+    p += ex.length;
+    buf[p++] = rk.length;
+    rk.copy(buf, p);
+    p += rk.length;
+    buf.writeUInt32LE(props.length, p);
+    p += 4;
+    props.copy(buf, p);
+    a.payload = buf;
+    a.bodyStart = bodyStart;
+    a.bodySize = h.bodySize;
+    a.received = 0;
+    if (h.bodySize === 0) this.completePublish();
+    else this.expecting = 'body';
+  }
+
+  private onContentBody(payload: Buffer): void {
+    const a = this.assembly;
+    if (a?.payload === undefined) throw new Error('content body without a header');
+    if (a.received + payload.length > a.bodySize) {
+      throw new AmqpError(ReplyCode.frameError, `FRAME_ERROR - content body of ${a.received + payload.length} bytes exceeds the declared size ${a.bodySize}`, basicClassId, 40);
+    }
+    payload.copy(a.payload, a.bodyStart + a.received);
+    a.received += payload.length;
+    if (a.received === a.bodySize) this.completePublish();
+  }
+
+  private completePublish(): void {
+    const a = this.assembly;
+    this.expecting = 'method';
+    this.assembly = undefined;
+    if (a?.payload === undefined) return;
+    this.conn.publishedMessages++;
+    const exRkEnd = 2 + Buffer.byteLength(a.exchange) + Buffer.byteLength(a.routingKey);
+    const pStart = exRkEnd + 4;
+    const pEnd = a.bodyStart;
+    if (this.txMode) {
+      this.txPublishes.push({ exchange: a.exchange, routingKey: a.routingKey, mandatory: a.mandatory, payload: a.payload, propsStart: pStart, propsEnd: pEnd });
+      return;
+    }
+    this.routeAndPublish(a.exchange, a.routingKey, a.mandatory, a.payload, pStart, pEnd);
+  }
+
+  /** Routes through the exchange graph and hands the message to the shards that own the queues. */
+  routeAndPublish(exchange: string, routingKey: string, mandatory: boolean, payload: Buffer, propsStart: number, propsEnd: number): void {
+    const vhost = this.conn.vhost;
+    const routed = this.routed;
+    routed.length = 0;
+    vhost.graph.route(exchange, routingKey, () => peekHeaders(payload.subarray(propsStart, propsEnd)), vhost.queueExists, routed);
+    const seq = this.confirmMode ? this.nextPublishSeq++ : 0;
+    const shards = this.broker.groupByShard(vhost, routed);
+    if (shards.size === 0) {
+      if (mandatory) this.sendReturn(ReplyCode.noRoute, 'NO_ROUTE', payload, propsStart, propsEnd);
+      if (seq !== 0) this.confirmOne(seq, true);
+      return;
+    }
+    const flags = seq !== 0 ? PublishFlag.confirm : 0;
+    if (seq !== 0) this.unconfirmed.set(seq, { remaining: shards.size, ok: true });
+    for (const [shard, queueIds] of shards) {
+      shard.publish(this.key, seq, flags, queueIds, payload);
+      this.broker.noteShardWrite(shard, this.conn);
+    }
+  }
+
+  private sendReturn(replyCode: number, replyText: string, payload: Buffer, propsStart: number, propsEnd: number): void {
+    const w = this.conn.writer;
+    w.basicReturn(this.id, replyCode, replyText, payload.subarray(0, propsStart - 4));
+    w.contentHeader(this.id, basicClassId, payload.length - propsEnd, payload.subarray(propsStart, propsEnd));
+    w.body(this.id, payload.subarray(propsEnd), this.conn.frameMaxBytes);
+    this.broker.markDirty(this.conn);
+  }
+
+  // ---- confirms ---------------------------------------------------------------
+
+  /** A shard's verdict on one publish record of this channel. */
+  onShardConfirm(seq: number, ok: boolean): void {
+    const u = this.unconfirmed.get(seq);
+    if (u === undefined) return;
+    if (!ok) u.ok = false;
+    if (--u.remaining > 0) return;
+    this.unconfirmed.delete(seq);
+    if (u.ok) this.confirmedOk.push(seq);
+    else this.sendNack(seq);
+  }
+
+  /** Emits the acks gathered from one confirms record: one basic.ack multiple where they form a prefix. */
+  flushConfirms(): void {
+    const done = this.confirmedOk;
+    if (done.length === 0) return;
+    done.sort((a, b) => a - b);
+    let lowestOutstanding = Infinity;
+    for (const k of this.unconfirmed.keys()) {
+      lowestOutstanding = k;
+      break;
+    }
+    let i = 0;
+    while (i < done.length && (done[i] as number) < lowestOutstanding) i++;
+    if (i > 0) this.sendAck(done[i - 1] as number, true);
+    for (let j = i; j < done.length; j++) this.sendAck(done[j] as number, false);
+    done.length = 0;
+  }
+
+  private confirmOne(seq: number, ok: boolean): void {
+    if (ok) {
+      this.confirmedOk.push(seq);
+      this.flushConfirms();
+    } else this.sendNack(seq);
+  }
+
+  private sendAck(tag: number, multiple: boolean): void {
+    this.conn.sendMethod(this.id, { id: Method.BasicAck, args: { deliveryTag: tag, multiple } });
+  }
+
+  private sendNack(tag: number): void {
+    this.conn.sendMethod(this.id, { id: Method.BasicNack, args: { deliveryTag: tag, multiple: false, requeue: false } });
+  }
+
+  // ---- deliveries -------------------------------------------------------------
+
+  /** Writes basic.deliver + header + body for a message a shard handed to one of our consumers. */
+  deliver(c: ConsumerRef, shard: ShardLink, queueId: number, msgId: number, redelivered: boolean, payload: Buffer): void {
+    const tag = this.nextDeliveryTag++;
+    if (!c.noAck) this.unacked.set(tag, { tag, shard, queueId, msgId });
+    this.writeMessage(payload, (exRk) => this.conn.writer.basicDeliver(this.id, c.tagShortstr, tag, redelivered, exRk));
+  }
+
+  deliverGetOk(shard: ShardLink, queueId: number, msgId: number, redelivered: boolean, messageCount: number, noAck: boolean, payload: Buffer): void {
+    const tag = this.nextDeliveryTag++;
+    if (!noAck) this.unacked.set(tag, { tag, shard, queueId, msgId });
+    this.writeMessage(payload, (exRk) => this.conn.writer.basicGetOk(this.id, tag, redelivered, exRk, messageCount));
+  }
+
+  private writeMessage(payload: Buffer, writeMethod: (exRk: Buffer) => void): void {
+    const exLen = payload[0] ?? 0;
+    const rkLen = payload[1 + exLen] ?? 0;
+    const exRkEnd = 2 + exLen + rkLen;
+    const propsLen = payload.readUInt32LE(exRkEnd);
+    const propsStart = exRkEnd + 4;
+    const propsEnd = propsStart + propsLen;
+    writeMethod(payload.subarray(0, exRkEnd));
+    const w = this.conn.writer;
+    w.contentHeader(this.id, basicClassId, payload.length - propsEnd, payload.subarray(propsStart, propsEnd));
+    w.body(this.id, payload.subarray(propsEnd), this.conn.frameMaxBytes);
+    this.broker.markDirty(this.conn);
+  }
+
+  // ---- acks -------------------------------------------------------------------
+
+  /** Removes and returns the unacked deliveries a (tag, multiple) pair names; 406 for an unknown tag. */
+  takeUnacked(tag: number, multiple: boolean, methodId: number): UnackedRef[] {
+    const out: UnackedRef[] = [];
+    if (multiple) {
+      for (const [t, u] of this.unacked) {
+        if (tag !== 0 && t > tag) break;
+        out.push(u);
+        this.unacked.delete(t);
+      }
+      if (out.length === 0 && tag !== 0) throw this.unknownTag(tag, methodId);
+      return out;
+    }
+    const u = this.unacked.get(tag);
+    if (u === undefined) throw this.unknownTag(tag, methodId);
+    this.unacked.delete(tag);
+    out.push(u);
+    return out;
+  }
+
+  private unknownTag(tag: number, methodId: number): AmqpError {
+    return new AmqpError(ReplyCode.preconditionFailed, `PRECONDITION_FAILED - unknown delivery tag ${tag}`, classIdOf(methodId), methodIdOf(methodId));
+  }
+
+  /** Sends acks or nacks to the shards, one record per queue. */
+  settle(refs: UnackedRef[], how: 'ack' | 'requeue' | 'reject'): void {
+    if (refs.length === 0) return;
+    const byQueue = new Map<number, { shard: ShardLink; ids: number[] }>();
+    for (const r of refs) {
+      let g = byQueue.get(r.queueId);
+      if (g === undefined) {
+        g = { shard: r.shard, ids: [] };
+        byQueue.set(r.queueId, g);
+      }
+      g.ids.push(r.msgId);
+    }
+    for (const [queueId, g] of byQueue) {
+      if (how === 'ack') g.shard.ack(queueId, g.ids);
+      else g.shard.nack(queueId, g.ids, how === 'requeue');
+      this.broker.noteShardWrite(g.shard, undefined);
+    }
+  }
+
+  /** tx.rollback: acks and nacks of the transaction did not happen; the deliveries are unacked again. */
+  rollbackSettles(): void {
+    const refs = this.txSettles.flatMap((s) => s.refs).sort((a, b) => a.tag - b.tag);
+    this.txSettles = [];
+    const rest = [...this.unacked.values()];
+    this.unacked.clear();
+    for (const r of [...refs, ...rest].sort((a, b) => a.tag - b.tag)) this.unacked.set(r.tag, r);
+  }
+
+  // ---- flow -------------------------------------------------------------------
+
+  /** Tells the shards whether this channel's consumers may receive (channel.flow and socket backpressure). */
+  updateFlow(): void {
+    const active = this.clientFlow && !this.conn.outputCongested && this.state === 'open';
+    if (active === this.flowSent) return;
+    this.flowSent = active;
+    for (const shard of this.broker.shards) {
+      shard.channelFlow(this.key, active);
+      this.broker.noteShardWrite(shard, undefined);
+    }
+  }
+
+  // ---- close ------------------------------------------------------------------
+
+  private closeWithError(replyCode: number, replyText: string, classId: number, methodId: number): void {
+    if (this.state !== 'open') return;
+    this.conn.broker.log.info(`channel ${this.id} on connection ${this.conn.name} closed: ${replyText}`);
+    this.cleanup();
+    this.state = 'closing';
+    this.conn.sendMethod(this.id, { id: Method.ChannelClose, args: { replyCode, replyText: replyText.slice(0, 255), classId, methodId } });
+  }
+
+  /** channel.close from the client. */
+  closeByClient(): void {
+    this.cleanup();
+    this.conn.sendMethod(this.id, { id: Method.ChannelCloseOk, args: {} });
+    this.conn.channelClosed(this);
+  }
+
+  private onClosingMethod(m: AmqpMethod): void {
+    if (m.id === Method.ChannelCloseOk) {
+      this.state = 'closed';
+      this.conn.channelClosed(this);
+    } else if (m.id === Method.ChannelClose) {
+      this.conn.sendMethod(this.id, { id: Method.ChannelCloseOk, args: {} });
+      this.state = 'closed';
+      this.conn.channelClosed(this);
+    }
+  }
+
+  /** Cancels consumers, then requeues unacked deliveries (in that order, so they are not handed straight back). */
+  cleanup(): void {
+    if (this.state === 'closed' || this.cleanedUp) return;
+    this.cleanedUp = true;
+    for (const c of [...this.consumers.values()]) this.broker.removeConsumer(c, false);
+    const refs = [...this.unacked.values()];
+    for (const s of this.txSettles) refs.push(...s.refs);
+    this.unacked.clear();
+    this.settle(refs, 'requeue');
+    this.unconfirmed.clear();
+    this.txPublishes = [];
+    this.txSettles = [];
+    this.backlog.length = 0;
+    if (this.globalPrefetch !== 0 || !this.flowSent) {
+      for (const shard of this.broker.shards) {
+        if (this.globalPrefetch !== 0) shard.channelQos(this.key, 0);
+        if (!this.flowSent) shard.channelFlow(this.key, true);
+        this.broker.noteShardWrite(shard, undefined);
+      }
+    }
+    this.broker.unregisterChannel(this);
+  }
+  private cleanedUp = false;
+
+  /** Queue-level helpers for the method handlers. */
+  checkExclusiveAccess(q: QueueMeta): void {
+    if (q.owner !== undefined && q.owner !== this.conn) {
+      throw new AmqpError(
+        ReplyCode.resourceLocked,
+        `RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '${q.name}' in vhost '${q.vhost}'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.`,
+      );
+    }
+  }
+}

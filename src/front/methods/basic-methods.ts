@@ -1,0 +1,116 @@
+import { randomBytes } from 'node:crypto';
+import { AmqpError } from '../../amqp/errors.js';
+import { fieldInt } from '../../amqp/field-table.js';
+import { encodeShortstr } from '../../amqp/frame-writer.js';
+import { Method, ReplyCode } from '../../amqp/spec.generated.js';
+import { queueLabel } from '../queue-args.js';
+import { noExchange } from './exchange-methods.js';
+import { usableQueue } from './queue-methods.js';
+import { on, type HandlerTable } from './types.js';
+
+function serverConsumerTag(): string {
+  return `amq.ctag-${randomBytes(16).toString('base64url').slice(0, 22)}`;
+}
+
+export function registerBasicMethods(t: HandlerTable): void {
+  on(t, Method.BasicQos, (ch, a) => {
+    if (a.prefetchSize !== 0) {
+      throw new AmqpError(ReplyCode.notImplemented, `NOT_IMPLEMENTED - prefetch_size!=0 (${a.prefetchSize})`, 60, 10);
+    }
+    if (a.global) {
+      ch.globalPrefetch = a.prefetchCount;
+      for (const shard of ch.broker.shards) {
+        shard.channelQos(ch.key, a.prefetchCount);
+        ch.broker.noteShardWrite(shard, undefined);
+      }
+    } else {
+      ch.prefetchCount = a.prefetchCount;
+    }
+    ch.conn.sendMethod(ch.id, { id: Method.BasicQosOk, args: {} });
+  });
+
+  on(t, Method.BasicConsume, (ch, a) => {
+    const q = usableQueue(ch, a.queue, 60, 20);
+    ch.broker.authorize(ch.conn, 'read', 'queue', q.name);
+    const tag = a.consumerTag === '' ? serverConsumerTag() : a.consumerTag;
+    if (ch.consumers.has(tag)) {
+      throw new AmqpError(ReplyCode.notAllowed, `NOT_ALLOWED - attempt to reuse consumer tag '${tag}'`, 60, 20);
+    }
+    const exclusiveHolder = [...q.consumers].some((c) => c.exclusive);
+    if (exclusiveHolder || (a.exclusive && q.consumers.size > 0)) {
+      throw new AmqpError(ReplyCode.accessRefused, `ACCESS_REFUSED - ${queueLabel(q.vhost, q.name)} in exclusive use`, 60, 20);
+    }
+    const priorityArg = a.arguments['x-priority'];
+    const priority = priorityArg === undefined ? 0 : fieldInt(priorityArg);
+    if (priority === undefined) {
+      throw new AmqpError(ReplyCode.preconditionFailed, `PRECONDITION_FAILED - invalid arg 'x-priority' for consumer on ${queueLabel(q.vhost, q.name)}`, 60, 20);
+    }
+    if (!a.nowait) ch.conn.sendMethod(ch.id, { id: Method.BasicConsumeOk, args: { consumerTag: tag } });
+    ch.broker.addConsumer(ch, q, tag, encodeShortstr(tag), a.noAck, a.exclusive, priority);
+  });
+
+  on(t, Method.BasicCancel, (ch, a) => {
+    const c = ch.consumers.get(a.consumerTag);
+    if (c !== undefined) ch.broker.removeConsumer(c, false);
+    if (!a.nowait) ch.conn.sendMethod(ch.id, { id: Method.BasicCancelOk, args: { consumerTag: a.consumerTag } });
+  });
+
+  on(t, Method.BasicPublish, (ch, a) => {
+    const vhost = ch.conn.vhost;
+    const ex = vhost.graph.getExchange(a.exchange);
+    if (ex === undefined) throw noExchange(vhost.name, a.exchange, 60, 40);
+    if (ex.internal) {
+      throw new AmqpError(ReplyCode.accessRefused, `ACCESS_REFUSED - cannot publish to internal exchange '${a.exchange}' in vhost '${vhost.name}'`, 60, 40);
+    }
+    ch.broker.authorize(ch.conn, 'write', 'exchange', a.exchange);
+    ch.startPublish(a.exchange, a.routingKey, a.mandatory);
+  });
+
+  on(t, Method.BasicGet, async (ch, a) => {
+    const q = usableQueue(ch, a.queue, 60, 70);
+    ch.broker.authorize(ch.conn, 'read', 'queue', q.name);
+    const reply = await q.shard.get(q.queueId, ch.key, a.noAck);
+    if (ch.state !== 'open') {
+      // The channel closed while we waited: the message goes back.
+      if (reply !== undefined && !a.noAck) q.shard.nack(reply.queueId, [reply.msgId], true);
+      return;
+    }
+    if (reply === undefined) {
+      ch.conn.sendMethod(ch.id, { id: Method.BasicGetEmpty, args: { clusterId: '' } });
+      return;
+    }
+    ch.deliverGetOk(q.shard, reply.queueId, reply.msgId, reply.redelivered, reply.messageCount, a.noAck, reply.payload);
+  });
+
+  on(t, Method.BasicAck, (ch, a) => {
+    const refs = ch.takeUnacked(a.deliveryTag, a.multiple, Method.BasicAck);
+    if (ch.txMode) ch.txSettles.push({ refs, how: 'ack' });
+    else ch.settle(refs, 'ack');
+  });
+
+  on(t, Method.BasicReject, (ch, a) => {
+    const refs = ch.takeUnacked(a.deliveryTag, false, Method.BasicReject);
+    const how = a.requeue ? 'requeue' : 'reject';
+    if (ch.txMode) ch.txSettles.push({ refs, how });
+    else ch.settle(refs, how);
+  });
+
+  on(t, Method.BasicNack, (ch, a) => {
+    const refs = ch.takeUnacked(a.deliveryTag, a.multiple, Method.BasicNack);
+    const how = a.requeue ? 'requeue' : 'reject';
+    if (ch.txMode) ch.txSettles.push({ refs, how });
+    else ch.settle(refs, how);
+  });
+
+  const recover = (ch: Parameters<Parameters<typeof on>[2]>[0], requeue: boolean, methodId: number): void => {
+    if (!requeue) throw new AmqpError(ReplyCode.notImplemented, 'NOT_IMPLEMENTED - requeue=false', 60, methodId);
+    const refs = [...ch.unacked.values()];
+    ch.unacked.clear();
+    ch.settle(refs, 'requeue');
+  };
+  on(t, Method.BasicRecover, (ch, a) => {
+    recover(ch, a.requeue, 110);
+    ch.conn.sendMethod(ch.id, { id: Method.BasicRecoverOk, args: {} });
+  });
+  on(t, Method.BasicRecoverAsync, (ch, a) => recover(ch, a.requeue, 100));
+}

@@ -1,0 +1,148 @@
+import { randomBytes } from 'node:crypto';
+import { AmqpError } from '../../amqp/errors.js';
+import { Method, ReplyCode } from '../../amqp/spec.generated.js';
+import { validateHeadersBindingArgs } from '../../routing/headers-binding-args.js';
+import { checkArgsEquivalent, queueLabel, validateQueueArgs } from '../queue-args.js';
+import type { Channel } from '../channel.js';
+import type { QueueMeta } from '../queue-meta.js';
+import { noExchange } from './exchange-methods.js';
+import { on, type HandlerTable } from './types.js';
+
+export function noQueue(vhost: string, name: string, classId = 50, methodId = 10): AmqpError {
+  return new AmqpError(ReplyCode.notFound, `NOT_FOUND - no ${queueLabel(vhost, name)}`, classId, methodId);
+}
+
+/** Looks up a queue the channel may use (exists, and not another connection's exclusive queue). */
+export function usableQueue(ch: Channel, name: string, classId: number, methodId: number): QueueMeta {
+  const vhost = ch.conn.vhost;
+  const q = vhost.queues.get(name);
+  if (q === undefined) throw noQueue(vhost.name, name, classId, methodId);
+  ch.checkExclusiveAccess(q);
+  return q;
+}
+
+function inequivalentFlag(q: QueueMeta, arg: string, received: boolean, current: boolean): AmqpError {
+  return new AmqpError(
+    ReplyCode.preconditionFailed,
+    `PRECONDITION_FAILED - inequivalent arg '${arg}' for ${queueLabel(q.vhost, q.name)}: received '${received}' but current is '${current}'`,
+    50,
+    10,
+  );
+}
+
+function serverNamedQueue(): string {
+  return `amq.gen-${randomBytes(16).toString('base64url').slice(0, 22)}`;
+}
+
+export function registerQueueMethods(t: HandlerTable): void {
+  on(t, Method.QueueDeclare, async (ch, a) => {
+    const vhost = ch.conn.vhost;
+    const name = a.queue === '' && !a.passive ? serverNamedQueue() : a.queue;
+    const existing = vhost.queues.get(name);
+    if (a.passive) {
+      if (existing === undefined) throw noQueue(vhost.name, name);
+      ch.checkExclusiveAccess(existing);
+    } else {
+      if (name.startsWith('amq.') && a.queue !== '' && existing === undefined) {
+        throw new AmqpError(ReplyCode.accessRefused, `ACCESS_REFUSED - queue name '${name}' contains reserved prefix 'amq.*'`, 50, 10);
+      }
+      ch.broker.authorize(ch.conn, 'configure', 'queue', name);
+      if (existing !== undefined) {
+        ch.checkExclusiveAccess(existing);
+        if (existing.durable !== a.durable) throw inequivalentFlag(existing, 'durable', a.durable, existing.durable);
+        if (existing.exclusive !== a.exclusive) {
+          // RabbitMQ reports a mismatch in exclusivity as the lock it is.
+          throw new AmqpError(
+            ReplyCode.resourceLocked,
+            `RESOURCE_LOCKED - cannot obtain exclusive access to locked ${queueLabel(existing.vhost, existing.name)}. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.`,
+            50,
+            10,
+          );
+        }
+        if (existing.autoDelete !== a.autoDelete) throw inequivalentFlag(existing, 'auto_delete', a.autoDelete, existing.autoDelete);
+        checkArgsEquivalent(existing.arguments, a.arguments, vhost.name, name);
+      } else {
+        validateQueueArgs(a.arguments, vhost.name, name);
+        const q = ch.broker.createQueue(vhost, {
+          name,
+          durable: a.durable,
+          exclusive: a.exclusive,
+          autoDelete: a.autoDelete,
+          arguments: a.arguments,
+          owner: a.exclusive ? ch.conn : undefined,
+        });
+        if (!a.nowait) ch.conn.sendMethod(ch.id, { id: Method.QueueDeclareOk, args: { queue: q.name, messageCount: 0, consumerCount: 0 } });
+        return;
+      }
+    }
+    const q = vhost.queues.get(name);
+    if (q === undefined) throw noQueue(vhost.name, name);
+    const [messageCount] = await q.shard.statQueue(q.queueId);
+    if (!a.nowait) {
+      ch.conn.sendMethod(ch.id, { id: Method.QueueDeclareOk, args: { queue: name, messageCount, consumerCount: q.consumers.size } });
+    }
+  });
+
+  on(t, Method.QueueBind, (ch, a) => {
+    const vhost = ch.conn.vhost;
+    const q = usableQueue(ch, a.queue, 50, 20);
+    if (a.exchange === '') {
+      throw new AmqpError(ReplyCode.accessRefused, 'ACCESS_REFUSED - operation not permitted on the default exchange', 50, 20);
+    }
+    const ex = vhost.graph.getExchange(a.exchange);
+    if (ex === undefined) throw noExchange(vhost.name, a.exchange, 50, 20);
+    ch.broker.authorize(ch.conn, 'write', 'queue', q.name);
+    ch.broker.authorize(ch.conn, 'read', 'exchange', a.exchange);
+    if (ex.type === 'headers') {
+      const err = validateHeadersBindingArgs(a.arguments);
+      if (err !== undefined) throw new AmqpError(ReplyCode.preconditionFailed, `PRECONDITION_FAILED - ${err}`, 50, 20);
+    }
+    if (vhost.graph.bind({ source: a.exchange, destination: q.name, destinationKind: 'queue', routingKey: a.routingKey, arguments: a.arguments })) {
+      if (q.durable && ex.durable) ch.broker.definitionsChanged();
+    }
+    if (!a.nowait) ch.conn.sendMethod(ch.id, { id: Method.QueueBindOk, args: {} });
+  });
+
+  on(t, Method.QueueUnbind, (ch, a) => {
+    const vhost = ch.conn.vhost;
+    if (a.exchange === '') {
+      throw new AmqpError(ReplyCode.accessRefused, 'ACCESS_REFUSED - operation not permitted on the default exchange', 50, 50);
+    }
+    const q = vhost.queues.get(a.queue);
+    if (q !== undefined && vhost.graph.getExchange(a.exchange) !== undefined) {
+      ch.checkExclusiveAccess(q);
+      ch.broker.authorize(ch.conn, 'write', 'queue', q.name);
+      ch.broker.authorize(ch.conn, 'read', 'exchange', a.exchange);
+      if (vhost.graph.unbind({ source: a.exchange, destination: q.name, destinationKind: 'queue', routingKey: a.routingKey, arguments: a.arguments })) {
+        ch.broker.exchangeUnbound(vhost);
+      }
+    }
+    ch.conn.sendMethod(ch.id, { id: Method.QueueUnbindOk, args: {} });
+  });
+
+  on(t, Method.QueuePurge, async (ch, a) => {
+    const q = usableQueue(ch, a.queue, 50, 30);
+    ch.broker.authorize(ch.conn, 'read', 'queue', q.name);
+    const messageCount = await q.shard.purgeQueue(q.queueId);
+    if (!a.nowait) ch.conn.sendMethod(ch.id, { id: Method.QueuePurgeOk, args: { messageCount } });
+  });
+
+  on(t, Method.QueueDelete, async (ch, a) => {
+    const vhost = ch.conn.vhost;
+    const q = vhost.queues.get(a.queue);
+    let messageCount = 0;
+    if (q !== undefined) {
+      ch.checkExclusiveAccess(q);
+      ch.broker.authorize(ch.conn, 'configure', 'queue', q.name);
+      if (a.ifUnused && q.consumers.size > 0) {
+        throw new AmqpError(ReplyCode.preconditionFailed, `PRECONDITION_FAILED - ${queueLabel(q.vhost, q.name)} in use`, 50, 40);
+      }
+      if (a.ifEmpty) {
+        const [ready] = await q.shard.statQueue(q.queueId);
+        if (ready > 0) throw new AmqpError(ReplyCode.preconditionFailed, `PRECONDITION_FAILED - ${queueLabel(q.vhost, q.name)} is not empty`, 50, 40);
+      }
+      messageCount = await ch.broker.deleteQueue(q, 'deleted');
+    }
+    if (!a.nowait) ch.conn.sendMethod(ch.id, { id: Method.QueueDeleteOk, args: { messageCount } });
+  });
+}

@@ -1,0 +1,160 @@
+/**
+ * Queue declare arguments: validation with RabbitMQ's error texts, the equivalence check
+ * for redeclares, and the effective settings (arguments, then policy) sent to the shard.
+ */
+import type { FieldTable, FieldValue } from '../amqp/field-table.js';
+import { fieldInt } from '../amqp/field-table.js';
+import { AmqpError } from '../amqp/errors.js';
+import { ReplyCode } from '../amqp/spec.generated.js';
+import type { OverflowMode, QueueConfig } from '../shard/queue-config.js';
+
+const integerTypes = new Set(['b', 'B', 's', 'u', 'I', 'i', 'l']);
+const overflowModes = new Set<string>(['drop-head', 'reject-publish', 'reject-publish-dlx']);
+const queueTypes = new Set(['classic', 'quorum', 'stream']);
+const maxPriorityLimit = 255;
+
+/** RabbitMQ's names for field types, as they appear in its error texts. */
+const typeNames: Record<string, string> = {
+  t: 'bool', b: 'byte', B: 'unsignedbyte', s: 'short', u: 'unsignedshort', I: 'signedint', i: 'unsignedint',
+  l: 'long', f: 'float', d: 'double', D: 'decimal', S: 'longstr', x: 'binary', A: 'array', T: 'timestamp', F: 'table', V: 'void',
+};
+
+/** Arguments whose values must match on redeclare (others are ignored, as RabbitMQ does). */
+const equivalenceArgs = [
+  'x-expires', 'x-message-ttl', 'x-max-length', 'x-max-length-bytes', 'x-dead-letter-exchange',
+  'x-dead-letter-routing-key', 'x-max-priority', 'x-overflow', 'x-queue-type', 'x-single-active-consumer',
+  'x-delivery-limit',
+];
+
+export function queueLabel(vhost: string, name: string): string {
+  return `queue '${name}' in vhost '${vhost}'`;
+}
+
+function invalid(arg: string, vhost: string, name: string, detail: string): AmqpError {
+  return new AmqpError(ReplyCode.preconditionFailed, `PRECONDITION_FAILED - invalid arg '${arg}' for ${queueLabel(vhost, name)}: ${detail}`);
+}
+
+function describe(v: FieldValue): string {
+  if (v.type === 'S') return v.value;
+  if (v.type === 'F' || v.type === 'A') return JSON.stringify(v.value, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x));
+  return String(v.value);
+}
+
+/** Throws RabbitMQ's 406 for a malformed x-argument. */
+export function validateQueueArgs(args: FieldTable, vhost: string, name: string): void {
+  const intArg = (key: string, min: number, max = Number.MAX_SAFE_INTEGER): void => {
+    const v = args[key];
+    if (v === undefined) return;
+    if (!integerTypes.has(v.type)) throw invalid(key, vhost, name, `{unacceptable_type,${typeNames[v.type] ?? v.type}}`);
+    const n = fieldInt(v) ?? NaN;
+    if (n < 0 && min >= 0) throw invalid(key, vhost, name, `{value_negative,${n}}`);
+    if (n < min) throw invalid(key, vhost, name, `{value_zero,${n}}`);
+    if (n > max) throw invalid(key, vhost, name, `{value_too_large,${n},${max}}`);
+  };
+  const strArg = (key: string, allowed?: Set<string>): void => {
+    const v = args[key];
+    if (v === undefined) return;
+    if (v.type !== 'S') throw invalid(key, vhost, name, `{unacceptable_type,${typeNames[v.type] ?? v.type}}`);
+    if (allowed !== undefined && !allowed.has(v.value)) throw invalid(key, vhost, name, `{invalid_value,<<"${v.value}">>}`);
+  };
+  intArg('x-expires', 1);
+  intArg('x-message-ttl', 0);
+  intArg('x-max-length', 0);
+  intArg('x-max-length-bytes', 0);
+  intArg('x-max-priority', 0, maxPriorityLimit);
+  intArg('x-delivery-limit', 0);
+  strArg('x-overflow', overflowModes);
+  strArg('x-dead-letter-exchange');
+  strArg('x-dead-letter-routing-key');
+  strArg('x-queue-type', queueTypes);
+  const sac = args['x-single-active-consumer'];
+  if (sac !== undefined && sac.type !== 't') {
+    throw invalid('x-single-active-consumer', vhost, name, `{unacceptable_type,${typeNames[sac.type] ?? sac.type}}`);
+  }
+  if (args['x-dead-letter-routing-key'] !== undefined && args['x-dead-letter-exchange'] === undefined) {
+    throw invalid('x-dead-letter-routing-key', vhost, name, 'Missing dead-letter-exchange');
+  }
+}
+
+/** Throws 406 "inequivalent arg" when a redeclare differs in an argument that matters. */
+export function checkArgsEquivalent(current: FieldTable, received: FieldTable, vhost: string, name: string): void {
+  for (const key of equivalenceArgs) {
+    const a = received[key];
+    const b = current[key];
+    if (a === undefined && b === undefined) continue;
+    if (a !== undefined && b !== undefined && sameValue(a, b)) continue;
+    const rec = a === undefined ? 'none' : `the value '${describe(a)}' of type '${typeNames[a.type] ?? a.type}'`;
+    const cur = b === undefined ? 'none' : `the value '${describe(b)}' of type '${typeNames[b.type] ?? b.type}'`;
+    throw new AmqpError(
+      ReplyCode.preconditionFailed,
+      `PRECONDITION_FAILED - inequivalent arg '${key}' for ${queueLabel(vhost, name)}: received ${rec} but current is ${cur}`,
+    );
+  }
+}
+
+function sameValue(a: FieldValue, b: FieldValue): boolean {
+  if (integerTypes.has(a.type) && integerTypes.has(b.type)) return fieldInt(a) === fieldInt(b);
+  return a.type === b.type && describe(a) === describe(b);
+}
+
+/** The settings a policy can supply (RabbitMQ's policy keys; max-priority is not one of them). */
+export interface PolicyQueueSettings {
+  'message-ttl'?: number;
+  expires?: number;
+  'max-length'?: number;
+  'max-length-bytes'?: number;
+  overflow?: OverflowMode;
+  'dead-letter-exchange'?: string;
+  'dead-letter-routing-key'?: string;
+  'delivery-limit'?: number;
+}
+
+export interface QueueIdentity {
+  queueId: number;
+  vhost: string;
+  name: string;
+  durable: boolean;
+  exclusive: boolean;
+  autoDelete: boolean;
+  arguments: FieldTable;
+}
+
+/**
+ * Arguments win over a policy, except for the numeric limits where RabbitMQ applies the
+ * lower of the two (message-ttl, expires, max-length, max-length-bytes, delivery-limit).
+ */
+export function effectiveQueueConfig(q: QueueIdentity, policy: PolicyQueueSettings | undefined): QueueConfig {
+  const a = q.arguments;
+  const p = policy ?? {};
+  const lower = (argKey: string, policyValue: number | undefined): number | undefined => {
+    const v = fieldInt(a[argKey]);
+    if (v === undefined) return policyValue;
+    return policyValue === undefined ? v : Math.min(v, policyValue);
+  };
+  const str = (argKey: string, policyValue: string | undefined): string | undefined => {
+    const v = a[argKey];
+    return v?.type === 'S' ? v.value : policyValue;
+  };
+  const config: QueueConfig = {
+    queueId: q.queueId,
+    vhost: q.vhost,
+    name: q.name,
+    durable: q.durable,
+    exclusive: q.exclusive,
+    autoDelete: q.autoDelete,
+    overflow: (str('x-overflow', p.overflow) ?? 'drop-head') as OverflowMode,
+    maxPriority: fieldInt(a['x-max-priority']) ?? 0,
+    singleActiveConsumer: a['x-single-active-consumer']?.type === 't' && a['x-single-active-consumer'].value === true,
+  };
+  const set = <K extends keyof QueueConfig>(k: K, v: QueueConfig[K] | undefined): void => {
+    if (v !== undefined) config[k] = v;
+  };
+  set('messageTtlMs', lower('x-message-ttl', p['message-ttl']));
+  set('expiresMs', lower('x-expires', p.expires));
+  set('maxLength', lower('x-max-length', p['max-length']));
+  set('maxLengthBytes', lower('x-max-length-bytes', p['max-length-bytes']));
+  set('deliveryLimit', lower('x-delivery-limit', p['delivery-limit']));
+  set('deadLetterExchange', str('x-dead-letter-exchange', p['dead-letter-exchange']));
+  set('deadLetterRoutingKey', str('x-dead-letter-routing-key', p['dead-letter-routing-key']));
+  return config;
+}

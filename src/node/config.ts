@@ -1,0 +1,139 @@
+/**
+ * The node's settings, from (in rising precedence) defaults, a JSON config file,
+ * WARREN_* environment variables, and command-line flags.
+ */
+import { availableParallelism } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { isLogLevel, type LogLevel } from './logger.js';
+
+export interface NodeConfig {
+  host: string;
+  port: number;
+  shards: number;
+  dataDir: string;
+  logLevel: LogLevel;
+  channelMax: number;
+  frameMaxBytes: number;
+  heartbeatS: number;
+  maxMessageBytes: number;
+  /** Bytes of each ring between the front and a shard (each direction). */
+  ringBytes: number;
+  loopbackUsers: string[];
+  nodeName: string;
+  clusterName: string;
+}
+
+interface Option {
+  flag: string;
+  env: string;
+  key: keyof NodeConfig;
+  kind: 'int' | 'string' | 'list';
+  help: string;
+}
+
+const options: Option[] = [
+  { flag: 'host', env: 'WARREN_HOST', key: 'host', kind: 'string', help: 'address to listen on for AMQP (default 127.0.0.1)' },
+  { flag: 'port', env: 'WARREN_PORT', key: 'port', kind: 'int', help: 'AMQP port; 0 picks a free one (default 5672)' },
+  { flag: 'shards', env: 'WARREN_SHARDS', key: 'shards', kind: 'int', help: 'shard worker threads owning the queues (default: number of cores)' },
+  { flag: 'data-dir', env: 'WARREN_DATA_DIR', key: 'dataDir', kind: 'string', help: 'directory for definitions and message logs (default ./data)' },
+  { flag: 'log-level', env: 'WARREN_LOG_LEVEL', key: 'logLevel', kind: 'string', help: 'debug | info | warn | error (default info)' },
+  { flag: 'channel-max', env: 'WARREN_CHANNEL_MAX', key: 'channelMax', kind: 'int', help: 'highest channel id a connection may open (default 2047)' },
+  { flag: 'frame-max', env: 'WARREN_FRAME_MAX', key: 'frameMaxBytes', kind: 'int', help: 'largest frame in bytes (default 131072)' },
+  { flag: 'heartbeat', env: 'WARREN_HEARTBEAT', key: 'heartbeatS', kind: 'int', help: 'heartbeat seconds proposed to clients; 0 disables (default 60)' },
+  { flag: 'max-message-size', env: 'WARREN_MAX_MESSAGE_SIZE', key: 'maxMessageBytes', kind: 'int', help: 'largest message body in bytes (default 16777216, as RabbitMQ 4)' },
+  { flag: 'ring-bytes', env: 'WARREN_RING_BYTES', key: 'ringBytes', kind: 'int', help: 'size of each front/shard ring, a power of two (default 8388608)' },
+  { flag: 'loopback-users', env: 'WARREN_LOOPBACK_USERS', key: 'loopbackUsers', kind: 'list', help: "users allowed only from localhost, comma-separated (default 'guest'; '' for none)" },
+  { flag: 'node-name', env: 'WARREN_NODE_NAME', key: 'nodeName', kind: 'string', help: 'this node\'s name (default warren@HOSTNAME)' },
+];
+
+export function defaultConfig(): NodeConfig {
+  return {
+    host: '127.0.0.1',
+    port: 5672,
+    shards: Math.max(1, availableParallelism()),
+    dataDir: './data',
+    logLevel: 'info',
+    channelMax: 2047,
+    frameMaxBytes: 131072,
+    heartbeatS: 60,
+    maxMessageBytes: 16 * 1024 * 1024,
+    ringBytes: 8 * 1024 * 1024,
+    loopbackUsers: ['guest'],
+    nodeName: `warren@${process.env['HOSTNAME'] ?? 'localhost'}`,
+    clusterName: 'warren',
+  };
+}
+
+export class ConfigError extends Error {}
+
+export function usage(): string {
+  const lines = ['Usage: warren [options]', '', 'Options (each also as an environment variable, or a key in --config FILE):'];
+  lines.push('  --config FILE              JSON file with any of the settings below (keys as in the flags, camelCase also accepted)');
+  for (const o of options) lines.push(`  --${o.flag.padEnd(24)} ${o.help}  [${o.env}]`);
+  lines.push('  --help                     this text');
+  return lines.join('\n');
+}
+
+function applyValue(config: NodeConfig, o: Option, raw: unknown, source: string): void {
+  const rec = config as unknown as Record<string, unknown>;
+  if (o.kind === 'int') {
+    const n = typeof raw === 'number' ? raw : Number(raw);
+    if (!Number.isSafeInteger(n) || n < 0) throw new ConfigError(`${source}: ${o.flag} must be a non-negative integer, got '${String(raw)}'`);
+    rec[o.key] = n;
+  } else if (o.kind === 'list') {
+    rec[o.key] = Array.isArray(raw) ? raw.map(String) : String(raw).split(',').map((s) => s.trim()).filter((s) => s !== '');
+  } else {
+    rec[o.key] = String(raw);
+  }
+}
+
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): NodeConfig | 'help' {
+  const parseOptions: Record<string, { type: 'string' | 'boolean' }> = { config: { type: 'string' }, help: { type: 'boolean' } };
+  for (const o of options) parseOptions[o.flag] = { type: 'string' };
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: parseOptions, strict: true, allowPositionals: false });
+  } catch (err) {
+    throw new ConfigError(err instanceof Error ? err.message : String(err));
+  }
+  const values = parsed.values as Record<string, string | boolean | undefined>;
+  if (values['help'] === true) return 'help';
+  const config = defaultConfig();
+  const file = typeof values['config'] === 'string' ? values['config'] : env['WARREN_CONFIG'];
+  if (file !== undefined) {
+    let json: Record<string, unknown>;
+    try {
+      json = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    } catch (err) {
+      throw new ConfigError(`config file ${file}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    for (const [k, v] of Object.entries(json)) {
+      const o = options.find((x) => x.flag === k || x.key === k);
+      if (o === undefined) throw new ConfigError(`config file ${file}: unknown setting '${k}'`);
+      applyValue(config, o, v, `config file ${file}`);
+    }
+  }
+  for (const o of options) {
+    const v = env[o.env];
+    if (v !== undefined) applyValue(config, o, v, `environment ${o.env}`);
+  }
+  for (const o of options) {
+    const v = values[o.flag];
+    if (typeof v === 'string') applyValue(config, o, v, `--${o.flag}`);
+  }
+  validate(config);
+  return config;
+}
+
+function validate(c: NodeConfig): void {
+  if (!isLogLevel(c.logLevel)) throw new ConfigError(`--log-level must be debug, info, warn or error, got '${c.logLevel}'`);
+  if (c.port > 65535) throw new ConfigError(`--port must be at most 65535, got ${c.port}`);
+  if (c.shards < 1 || c.shards > 64) throw new ConfigError(`--shards must be between 1 and 64, got ${c.shards}`);
+  if (c.frameMaxBytes < 4096) throw new ConfigError(`--frame-max must be at least 4096, got ${c.frameMaxBytes}`);
+  if (c.channelMax < 1 || c.channelMax > 65535) throw new ConfigError(`--channel-max must be between 1 and 65535, got ${c.channelMax}`);
+  if (c.heartbeatS > 65535) throw new ConfigError(`--heartbeat must be at most 65535, got ${c.heartbeatS}`);
+  if (c.ringBytes < 65536 || (c.ringBytes & (c.ringBytes - 1)) !== 0) {
+    throw new ConfigError(`--ring-bytes must be a power of two of at least 65536, got ${c.ringBytes}`);
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * Boots one node: shard workers and their rings, the front (broker state, AMQP listener),
+ * and an orderly stop. The only place that wires the parts together.
+ */
+import { createServer, type Server } from 'node:net';
+import { once } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import { mkdirSync } from 'node:fs';
+import { createRingBuffer } from '../ring/ring-layout.js';
+import { RingReader } from '../ring/ring-reader.js';
+import { RingWriter } from '../ring/ring-writer.js';
+import { Broker } from '../front/broker.js';
+import { Connection } from '../front/connection.js';
+import { ShardLink } from '../front/shard-link.js';
+import { socketTransport } from '../front/transport.js';
+import { ReplyCode } from '../amqp/spec.generated.js';
+import type { ShardWorkerData } from '../shard/worker.js';
+import type { NodeConfig } from './config.js';
+import { createLogger, type Logger } from './logger.js';
+
+export interface RunningNode {
+  readonly broker: Broker;
+  readonly host: string;
+  readonly port: number;
+  readonly url: string;
+  readonly log: Logger;
+  stop(): Promise<void>;
+}
+
+interface ShardThread {
+  worker: Worker;
+  reader: RingReader;
+  link: ShardLink;
+}
+
+async function startShard(index: number, config: NodeConfig): Promise<{ worker: Worker; toShard: SharedArrayBuffer; fromShard: SharedArrayBuffer }> {
+  const toShard = createRingBuffer(config.ringBytes);
+  const fromShard = createRingBuffer(config.ringBytes);
+  const data: ShardWorkerData = { index, toShard, fromShard };
+  const worker = new Worker(new URL('../shard/worker.js', import.meta.url), { workerData: data, name: `shard-${index}` });
+  const [msg] = (await Promise.race([once(worker, 'message'), once(worker, 'error').then(([e]) => Promise.reject(e as Error))])) as [
+    { type: string },
+  ];
+  if (msg.type !== 'ready') throw new Error(`shard ${index} did not start: ${JSON.stringify(msg)}`);
+  return { worker, toShard, fromShard };
+}
+
+export async function startNode(config: NodeConfig, log: Logger = createLogger(config.logLevel)): Promise<RunningNode> {
+  mkdirSync(config.dataDir, { recursive: true });
+  const started = await Promise.all(Array.from({ length: config.shards }, (_, i) => startShard(i, config)));
+  const links = started.map((s, i) => new ShardLink(i, new RingWriter(s.toShard, `front→shard${i}`)));
+  const broker = new Broker(
+    {
+      channelMax: config.channelMax,
+      frameMaxBytes: config.frameMaxBytes,
+      heartbeatS: config.heartbeatS,
+      maxMessageBytes: config.maxMessageBytes,
+      loopbackUsers: config.loopbackUsers,
+      clusterName: config.clusterName,
+      nodeName: config.nodeName,
+    },
+    links,
+    log,
+  );
+  broker.addVhost('/');
+  broker.users.add('guest', 'guest', ['administrator']);
+  broker.users.setPermissions('guest', '/', { configure: '.*', write: '.*', read: '.*' });
+
+  const threads: ShardThread[] = started.map((s, i) => {
+    const link = links[i] as ShardLink;
+    const reader = new RingReader(s.fromShard, `shard${i}→front`);
+    reader.start(
+      (kind, body) => broker.onShardRecord(link, kind, body),
+      () => broker.flushAll(),
+    );
+    s.worker.on('error', (err) => {
+      log.error(`shard ${i} crashed: ${err.stack ?? err.message}`);
+      process.exitCode = 70;
+    });
+    return { worker: s.worker, reader, link };
+  });
+
+  const server: Server = createServer((socket) => {
+    const conn = new Connection(broker, socketTransport(socket));
+    broker.connections.add(conn);
+  });
+  server.on('error', (err) => log.error(`listener error: ${err.message}`));
+  server.listen(config.port, config.host);
+  await once(server, 'listening');
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr !== null ? addr.port : config.port;
+  const url = `amqp://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  log.info(`warren ${config.nodeName} started with ${config.shards} shard(s), data in ${config.dataDir}`);
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      log.info('stopping: closing connections');
+      server.close();
+      for (const c of [...broker.connections]) {
+        c.close(ReplyCode.connectionForced, "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'");
+      }
+      broker.flushAll();
+      for (const t of threads) t.link.shutdown();
+      await Promise.all(
+        threads.map(async (t) => {
+          await Promise.race([once(t.worker, 'message'), once(t.worker, 'exit')]);
+          t.reader.stop();
+          await t.worker.terminate();
+        }),
+      );
+      for (const c of [...broker.connections]) c.transport.destroy();
+      log.info('stopped');
+    })();
+    return stopping;
+  };
+
+  return { broker, host: config.host, port, url, log, stop };
+}

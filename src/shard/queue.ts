@@ -1,0 +1,298 @@
+import type { Consumer, ShardChannel } from './consumer.js';
+import { hasCredit } from './consumer.js';
+import type { Message } from './message.js';
+import type { QueueConfig } from './queue-config.js';
+import type { Ready } from './ready.js';
+import { createReady } from './ready.js';
+import { DeadLetterReason } from '../ring/shard-records.js';
+
+/** What a queue asks of the shard that owns it. */
+export interface QueueHost {
+  deliver(c: Consumer, q: Queue, m: Message): void;
+  /** The message leaves the queue unacknowledged (reason: DeadLetterReason); the host dead-letters or drops it. */
+  deadLetter(q: Queue, m: Message, reason: number): void;
+  /** x-expires elapsed with the queue unused. */
+  queueExpired(q: Queue): void;
+  /** Something changed that may let the queue deliver (timer fired). */
+  kick(q: Queue): void;
+  nowMs(): number;
+}
+
+interface Unacked {
+  readonly message: Message;
+  readonly consumer: Consumer | undefined;
+  readonly channel: ShardChannel;
+}
+
+export type EnqueueResult = 'accepted' | 'rejected';
+
+/** One queue's state on its shard: ready messages, unacked deliveries, consumers, TTL and length limits. */
+export class Queue {
+  ready: Ready;
+  readonly unacked = new Map<number, Unacked>();
+  readonly consumers: Consumer[] = [];
+  private rr = 0;
+  private ttlTimer: NodeJS.Timeout | undefined;
+  private ttlTimerAtMs = 0;
+  private expiresTimer: NodeJS.Timeout | undefined;
+  deleted = false;
+  // Counters for metrics and the management API.
+  published = 0;
+  delivered = 0;
+  acked = 0;
+  redelivered = 0;
+
+  constructor(
+    public config: QueueConfig,
+    private readonly host: QueueHost,
+  ) {
+    this.ready = createReady(config.maxPriority);
+    this.touch();
+  }
+
+  get id(): number {
+    return this.config.queueId;
+  }
+
+  get messageCount(): number {
+    return this.ready.length;
+  }
+
+  /** Applies changed settings (a policy was set or cleared). */
+  reconfigure(config: QueueConfig): void {
+    const priorityChanged = config.maxPriority !== this.config.maxPriority;
+    this.config = config;
+    if (priorityChanged) {
+      const msgs = this.ready.drain();
+      this.ready = createReady(config.maxPriority);
+      for (const m of msgs) this.ready.push(m);
+    }
+    this.enforceLength();
+    this.touch();
+    this.scheduleTtl();
+  }
+
+  /** Accepts a newly published message, applying x-max-length/x-max-length-bytes and TTL. */
+  enqueue(m: Message): EnqueueResult {
+    const c = this.config;
+    if (c.overflow !== 'drop-head' && this.wouldOverflow(m)) {
+      if (c.overflow === 'reject-publish-dlx') this.host.deadLetter(this, m, DeadLetterReason.maxlen);
+      return 'rejected';
+    }
+    this.published++;
+    this.ready.push(m);
+    this.enforceLength();
+    return 'accepted';
+  }
+
+  private wouldOverflow(m: Message): boolean {
+    const c = this.config;
+    if (c.maxLength !== undefined && this.ready.length + 1 > c.maxLength) return true;
+    return c.maxLengthBytes !== undefined && this.ready.bodyBytes + m.bodyBytes > c.maxLengthBytes;
+  }
+
+  /** drop-head: the oldest ready messages leave (dead-lettered as maxlen) until the limits hold. */
+  private enforceLength(): void {
+    const c = this.config;
+    if (c.maxLength === undefined && c.maxLengthBytes === undefined) return;
+    for (;;) {
+      const over =
+        (c.maxLength !== undefined && this.ready.length > c.maxLength) ||
+        (c.maxLengthBytes !== undefined && this.ready.bodyBytes > c.maxLengthBytes);
+      if (!over) return;
+      const head = this.ready.shift();
+      if (head === undefined) return;
+      this.host.deadLetter(this, head, DeadLetterReason.maxlen);
+    }
+  }
+
+  addConsumer(c: Consumer): void {
+    this.consumers.push(c);
+    this.clearExpires();
+  }
+
+  removeConsumer(consumerId: number): Consumer | undefined {
+    const i = this.consumers.findIndex((c) => c.id === consumerId);
+    if (i < 0) return undefined;
+    const [c] = this.consumers.splice(i, 1);
+    if (this.rr > i) this.rr--;
+    if (this.consumers.length === 0) this.touch();
+    return c;
+  }
+
+  /**
+   * Hands ready messages to consumers with credit, highest consumer priority first and
+   * round-robin among equals; with single-active-consumer only the first one receives.
+   * Returns how many were delivered (at most budget).
+   */
+  deliver(budget: number): number {
+    let n = 0;
+    this.expireHead();
+    while (n < budget && this.ready.length > 0) {
+      const c = this.pickConsumer();
+      if (c === undefined) break;
+      const m = this.ready.shift();
+      if (m === undefined) break;
+      if (this.isExpired(m)) {
+        this.host.deadLetter(this, m, DeadLetterReason.expired);
+        continue;
+      }
+      this.handOut(m, c, c.channel);
+      this.host.deliver(c, this, m);
+      n++;
+    }
+    this.scheduleTtl();
+    return n;
+  }
+
+  private handOut(m: Message, c: Consumer | undefined, channel: ShardChannel): void {
+    m.deliveryCount++;
+    this.delivered++;
+    if (m.redelivered) this.redelivered++;
+    if (c !== undefined && c.noAck) return;
+    this.unacked.set(m.id, { message: m, consumer: c, channel });
+    if (c !== undefined) {
+      c.unacked++;
+      channel.unacked++;
+    }
+  }
+
+  private pickConsumer(): Consumer | undefined {
+    const cs = this.consumers;
+    const n = cs.length;
+    if (n === 0) return undefined;
+    if (this.config.singleActiveConsumer) {
+      const active = cs[0] as Consumer;
+      return hasCredit(active) ? active : undefined;
+    }
+    let best: Consumer | undefined;
+    let bestIndex = 0;
+    for (let k = 0; k < n; k++) {
+      const i = (this.rr + k) % n;
+      const c = cs[i] as Consumer;
+      if ((best === undefined || c.priority > best.priority) && hasCredit(c)) {
+        best = c;
+        bestIndex = i;
+      }
+    }
+    if (best !== undefined) this.rr = (bestIndex + 1) % n;
+    return best;
+  }
+
+  /** basic.get: the head message, or undefined when none is ready. */
+  get(channel: ShardChannel, noAck: boolean): Message | undefined {
+    this.touch();
+    this.expireHead();
+    const m = this.ready.shift();
+    if (m === undefined) return undefined;
+    m.deliveryCount++;
+    this.delivered++;
+    if (m.redelivered) this.redelivered++;
+    if (!noAck) this.unacked.set(m.id, { message: m, consumer: undefined, channel });
+    this.scheduleTtl();
+    return m;
+  }
+
+  ack(msgId: number): void {
+    const u = this.settle(msgId);
+    if (u !== undefined) this.acked++;
+  }
+
+  /** basic.nack/reject: back in its place (redelivered) or dead-lettered as rejected. */
+  nack(msgId: number, requeue: boolean): void {
+    const u = this.settle(msgId);
+    if (u === undefined) return;
+    const m = u.message;
+    if (requeue) {
+      m.redelivered = true;
+      if (this.config.deliveryLimit !== undefined && m.deliveryCount > this.config.deliveryLimit) {
+        this.host.deadLetter(this, m, DeadLetterReason.deliveryLimit);
+        return;
+      }
+      this.ready.requeue(m);
+    } else {
+      this.host.deadLetter(this, m, DeadLetterReason.rejected);
+    }
+  }
+
+  private settle(msgId: number): Unacked | undefined {
+    const u = this.unacked.get(msgId);
+    if (u === undefined) return undefined;
+    this.unacked.delete(msgId);
+    if (u.consumer !== undefined) {
+      u.consumer.unacked--;
+      u.channel.unacked--;
+    }
+    return u;
+  }
+
+  /** queue.purge removes the ready messages (not the unacked ones), as RabbitMQ does. */
+  purge(): number {
+    const n = this.ready.length;
+    this.ready.drain();
+    this.scheduleTtl();
+    return n;
+  }
+
+  /** The queue goes away: returns the ready message count for delete-ok. */
+  destroy(): number {
+    const n = this.ready.length;
+    this.deleted = true;
+    this.ready.drain();
+    this.unacked.clear();
+    this.consumers.length = 0;
+    this.clearExpires();
+    if (this.ttlTimer !== undefined) clearTimeout(this.ttlTimer);
+    this.ttlTimer = undefined;
+    return n;
+  }
+
+  private isExpired(m: Message): boolean {
+    return m.expiresAtMs !== 0 && m.expiresAtMs <= this.host.nowMs();
+  }
+
+  /** Expired messages leave from the head only, as in RabbitMQ's classic queues. */
+  expireHead(): void {
+    for (let m = this.ready.peek(); m !== undefined && this.isExpired(m); m = this.ready.peek()) {
+      this.ready.shift();
+      this.host.deadLetter(this, m, DeadLetterReason.expired);
+    }
+  }
+
+  /** Arms a timer for the head's expiry so expired messages are dead-lettered without a consumer. */
+  scheduleTtl(): void {
+    const head = this.ready.peek();
+    const at = head?.expiresAtMs ?? 0;
+    if (at === 0) return;
+    if (this.ttlTimer !== undefined && this.ttlTimerAtMs <= at) return;
+    if (this.ttlTimer !== undefined) clearTimeout(this.ttlTimer);
+    this.ttlTimerAtMs = at;
+    this.ttlTimer = setTimeout(
+      () => {
+        this.ttlTimer = undefined;
+        this.ttlTimerAtMs = 0;
+        if (this.deleted) return;
+        this.expireHead();
+        this.host.kick(this);
+        this.scheduleTtl();
+      },
+      Math.max(0, at - this.host.nowMs()),
+    );
+  }
+
+  /** Queue activity for x-expires (declare, get, consumer changes). */
+  touch(): void {
+    const ms = this.config.expiresMs;
+    this.clearExpires();
+    if (ms === undefined || this.consumers.length > 0 || this.deleted) return;
+    this.expiresTimer = setTimeout(() => {
+      this.expiresTimer = undefined;
+      if (!this.deleted && this.consumers.length === 0) this.host.queueExpired(this);
+    }, ms);
+  }
+
+  private clearExpires(): void {
+    if (this.expiresTimer !== undefined) clearTimeout(this.expiresTimer);
+    this.expiresTimer = undefined;
+  }
+}
