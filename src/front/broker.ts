@@ -19,6 +19,7 @@ import { effectiveQueueConfig, type PolicyQueueSettings } from './queue-args.js'
 import type { ConsumerRef, QueueMeta } from './queue-meta.js';
 import type { ShardLink } from './shard-link.js';
 import { UserStore, type User } from './users.js';
+import { PolicyStore, policyQueueSettings } from './policies.js';
 import { VHost } from './vhost.js';
 
 /** Front→shard bytes waiting outside a full ring before the publishing socket stops being read. */
@@ -44,9 +45,9 @@ export class Broker {
   readonly connections = new Set<Connection>();
   /** Set while publishers are blocked (connection.blocked sent); the reason string. */
   blockedReason: string | undefined;
-  /** Policies' queue settings by vhost (filled in by the policy engine). */
-  policyFor: (q: QueueMeta) => PolicyQueueSettings | undefined = () => undefined;
-  onDefinitionsChanged: () => void = () => {};
+  readonly policies = new PolicyStore();
+  /** Persists durable definitions (set by the node); resolves once they are on disk. */
+  onDefinitionsChanged: () => Promise<void> = () => Promise.resolve();
 
   private nextConnId = 1;
   private nextChannelKey = 1;
@@ -183,12 +184,34 @@ export class Broker {
 
   // ---- queues -------------------------------------------------------------------
 
-  /** Places a new queue on the least loaded shard and creates it there. */
-  createQueue(vhost: VHost, nq: NewQueue): QueueMeta {
+  policyFor(q: QueueMeta): PolicyQueueSettings | undefined {
+    const t = q.arguments['x-queue-type'];
+    return policyQueueSettings(this.policies.forQueue(q.vhost, q.name, t?.type === 'S' ? t.value : 'classic'));
+  }
+
+  /** Re-applies policies to every queue (after a policy was set or cleared). */
+  applyPolicies(): void {
+    for (const q of this.queuesById.values()) this.refreshQueueConfig(q);
+  }
+
+  /**
+   * Places a new queue on the least loaded shard (or where the definitions file says it
+   * lives, for a durable queue coming back at start-up) and creates it there.
+   */
+  createQueue(vhost: VHost, nq: NewQueue, placement?: { queueId: number; shardIndex: number }): QueueMeta {
     let shard = this.shards[0];
     for (const s of this.shards) if (shard === undefined || s.queueCount < shard.queueCount) shard = s;
+    if (placement !== undefined) {
+      shard = this.shards[placement.shardIndex];
+      if (shard === undefined) {
+        throw new Error(
+          `queue '${nq.name}' in vhost '${vhost.name}' lives on shard ${placement.shardIndex}, but this node runs ${this.shards.length} shard(s): restart with --shards ${placement.shardIndex + 1} or more`,
+        );
+      }
+    }
     if (shard === undefined) throw new Error('no shards');
-    const id = this.nextQueueId++;
+    const id = placement?.queueId ?? this.nextQueueId++;
+    if (id >= this.nextQueueId) this.nextQueueId = id + 1;
     const q: QueueMeta = {
       queueId: id,
       vhost: vhost.name,
@@ -210,7 +233,7 @@ export class Broker {
     this.queuesById.set(id, q);
     shard.createQueue(q.config);
     this.noteShardWrite(shard, undefined);
-    if (q.durable) this.definitionsChanged();
+    if (q.durable) void this.definitionsChanged();
     return q;
   }
 
@@ -234,7 +257,7 @@ export class Broker {
     vhost.graph.removeQueueBindings(q.name);
     this.exchangeUnbound(vhost);
     q.shard.queueCount--;
-    if (q.durable) this.definitionsChanged();
+    if (q.durable) void this.definitionsChanged();
     this.log.debug(`queue '${q.name}' in vhost '${q.vhost}' ${why}`);
     const count = q.shard.deleteQueue(q.queueId);
     this.noteShardWrite(q.shard, undefined);
@@ -265,7 +288,7 @@ export class Broker {
     const ex = vhost.graph.getExchange(name);
     vhost.graph.deleteExchange(name);
     this.exchangeUnbound(vhost);
-    if (ex?.durable === true) this.definitionsChanged();
+    if (ex?.durable === true) void this.definitionsChanged();
   }
 
   /** Deletes auto-delete exchanges that lost their last binding (which may cascade). */
@@ -273,11 +296,11 @@ export class Broker {
     for (let names = vhost.graph.takeAutoDeleteCandidates(); names.length > 0; names = vhost.graph.takeAutoDeleteCandidates()) {
       for (const n of names) vhost.graph.deleteExchange(n);
     }
-    this.definitionsChanged();
+    void this.definitionsChanged();
   }
 
-  definitionsChanged(): void {
-    this.onDefinitionsChanged();
+  definitionsChanged(): Promise<void> {
+    return this.onDefinitionsChanged();
   }
 
   // ---- consumers ----------------------------------------------------------------
@@ -350,6 +373,22 @@ export class Broker {
       return;
     }
     if (kind === FromShard.deadLetter) return this.onDeadLetter(body);
+    if (kind === FromShard.error) {
+      const r = new RecordReader(body);
+      const failing = r.u8() === 1;
+      const reason = r.str();
+      if (failing) {
+        this.log.error(`${reason}: blocking publishers until the log can be written again`);
+        this.blockedReason = reason;
+        for (const c of this.connections) c.setBlocked(reason);
+      } else if (this.blockedReason !== undefined) {
+        this.log.info(`shard ${shard.index} log writable again: unblocking publishers`);
+        this.blockedReason = undefined;
+        for (const c of this.connections) c.setUnblocked();
+      }
+      this.flushAll();
+      return;
+    }
     if (kind === FromShard.queueExpired) {
       const q = this.queuesById.get(new RecordReader(body).u32());
       if (q !== undefined) void this.deleteQueue(q, 'expired (x-expires)');

@@ -170,6 +170,11 @@ export class ShardLink {
     this.send(ToShard.channelQos);
   }
 
+  recoveryDone(): void {
+    this.w.reset();
+    this.send(ToShard.recoveryDone);
+  }
+
   shutdown(): void {
     this.w.reset();
     this.send(ToShard.shutdown);

@@ -6,6 +6,7 @@ import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { isLogLevel, type LogLevel } from './logger.js';
+import { parseFsyncPolicy } from '../store/fsync-policy.js';
 
 export interface NodeConfig {
   host: string;
@@ -20,6 +21,12 @@ export interface NodeConfig {
   /** Bytes of each ring between the front and a shard (each direction). */
   ringBytes: number;
   loopbackUsers: string[];
+  /** always | batch-ms=N | never: when a persistent message counts as on disk (see README). */
+  fsync: string;
+  /** Size of each shard log segment file. */
+  segmentBytes: number;
+  /** Start despite a corrupt log record: keep what is sound before it, move the rest aside. */
+  repair: boolean;
   nodeName: string;
   clusterName: string;
 }
@@ -44,6 +51,8 @@ const options: Option[] = [
   { flag: 'max-message-size', env: 'WARREN_MAX_MESSAGE_SIZE', key: 'maxMessageBytes', kind: 'int', help: 'largest message body in bytes (default 16777216, as RabbitMQ 4)' },
   { flag: 'ring-bytes', env: 'WARREN_RING_BYTES', key: 'ringBytes', kind: 'int', help: 'size of each front/shard ring, a power of two (default 8388608)' },
   { flag: 'loopback-users', env: 'WARREN_LOOPBACK_USERS', key: 'loopbackUsers', kind: 'list', help: "users allowed only from localhost, comma-separated (default 'guest'; '' for none)" },
+  { flag: 'fsync', env: 'WARREN_FSYNC', key: 'fsync', kind: 'string', help: 'always (confirm after fdatasync) | batch-ms=N | never (unsafe) (default always)' },
+  { flag: 'segment-bytes', env: 'WARREN_SEGMENT_BYTES', key: 'segmentBytes', kind: 'int', help: 'size of each shard log segment file (default 67108864)' },
   { flag: 'node-name', env: 'WARREN_NODE_NAME', key: 'nodeName', kind: 'string', help: 'this node\'s name (default warren@HOSTNAME)' },
 ];
 
@@ -60,6 +69,9 @@ export function defaultConfig(): NodeConfig {
     maxMessageBytes: 16 * 1024 * 1024,
     ringBytes: 8 * 1024 * 1024,
     loopbackUsers: ['guest'],
+    fsync: 'always',
+    segmentBytes: 64 * 1024 * 1024,
+    repair: false,
     nodeName: `warren@${process.env['HOSTNAME'] ?? 'localhost'}`,
     clusterName: 'warren',
   };
@@ -71,6 +83,7 @@ export function usage(): string {
   const lines = ['Usage: warren [options]', '', 'Options (each also as an environment variable, or a key in --config FILE):'];
   lines.push('  --config FILE              JSON file with any of the settings below (keys as in the flags, camelCase also accepted)');
   for (const o of options) lines.push(`  --${o.flag.padEnd(24)} ${o.help}  [${o.env}]`);
+  lines.push('  --repair                   start despite a corrupt log record: keep the sound records before it, move the rest aside  [WARREN_REPAIR=1]');
   lines.push('  --help                     this text');
   return lines.join('\n');
 }
@@ -89,7 +102,11 @@ function applyValue(config: NodeConfig, o: Option, raw: unknown, source: string)
 }
 
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): NodeConfig | 'help' {
-  const parseOptions: Record<string, { type: 'string' | 'boolean' }> = { config: { type: 'string' }, help: { type: 'boolean' } };
+  const parseOptions: Record<string, { type: 'string' | 'boolean' }> = {
+    config: { type: 'string' },
+    help: { type: 'boolean' },
+    repair: { type: 'boolean' },
+  };
   for (const o of options) parseOptions[o.flag] = { type: 'string' };
   let parsed;
   try {
@@ -122,11 +139,18 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     const v = values[o.flag];
     if (typeof v === 'string') applyValue(config, o, v, `--${o.flag}`);
   }
+  if (values['repair'] === true || env['WARREN_REPAIR'] === '1') config.repair = true;
   validate(config);
   return config;
 }
 
 function validate(c: NodeConfig): void {
+  try {
+    parseFsyncPolicy(c.fsync);
+  } catch (err) {
+    throw new ConfigError(`--fsync: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (c.segmentBytes < 1024 * 1024) throw new ConfigError(`--segment-bytes must be at least 1048576, got ${c.segmentBytes}`);
   if (!isLogLevel(c.logLevel)) throw new ConfigError(`--log-level must be debug, info, warn or error, got '${c.logLevel}'`);
   if (c.port > 65535) throw new ConfigError(`--port must be at most 65535, got ${c.port}`);
   if (c.shards < 1 || c.shards > 64) throw new ConfigError(`--shards must be between 1 and 64, got ${c.shards}`);

@@ -14,7 +14,10 @@ import { Connection } from '../front/connection.js';
 import { ShardLink } from '../front/shard-link.js';
 import { socketTransport } from '../front/transport.js';
 import { ReplyCode } from '../amqp/spec.generated.js';
-import type { ShardWorkerData } from '../shard/worker.js';
+import type { ShardLifecycle, ShardWorkerData } from '../shard/worker.js';
+import { parseFsyncPolicy } from '../store/fsync-policy.js';
+import { join } from 'node:path';
+import { DefinitionsFile } from './definitions-file.js';
 import type { NodeConfig } from './config.js';
 import { createLogger, type Logger } from './logger.js';
 
@@ -33,21 +36,40 @@ interface ShardThread {
   link: ShardLink;
 }
 
-async function startShard(index: number, config: NodeConfig): Promise<{ worker: Worker; toShard: SharedArrayBuffer; fromShard: SharedArrayBuffer }> {
+/** Starts a shard worker; it recovers its log before it says ready (all shards recover in parallel). */
+async function startShard(index: number, config: NodeConfig, log: Logger): Promise<{ worker: Worker; toShard: SharedArrayBuffer; fromShard: SharedArrayBuffer }> {
   const toShard = createRingBuffer(config.ringBytes);
   const fromShard = createRingBuffer(config.ringBytes);
-  const data: ShardWorkerData = { index, toShard, fromShard };
+  const data: ShardWorkerData = {
+    index,
+    toShard,
+    fromShard,
+    logDir: join(config.dataDir, 'shards', String(index)),
+    fsync: parseFsyncPolicy(config.fsync),
+    segmentBytes: config.segmentBytes,
+    repair: config.repair,
+  };
   const worker = new Worker(new URL('../shard/worker.js', import.meta.url), { workerData: data, name: `shard-${index}` });
-  const [msg] = (await Promise.race([once(worker, 'message'), once(worker, 'error').then(([e]) => Promise.reject(e as Error))])) as [
-    { type: string },
-  ];
-  if (msg.type !== 'ready') throw new Error(`shard ${index} did not start: ${JSON.stringify(msg)}`);
-  return { worker, toShard, fromShard };
+  return new Promise((resolve, reject) => {
+    worker.on('message', (m: ShardLifecycle) => {
+      if (m.type === 'log') log[m.level](m.message);
+      else if (m.type === 'ready') {
+        if (m.recoveredRecords > 0 || m.truncatedBytes > 0) {
+          log.info(`shard ${index}: recovered ${m.recoveredRecords} log record(s) for ${m.recoveredQueues} queue(s)${m.truncatedBytes > 0 ? `, truncated a torn tail of ${m.truncatedBytes} bytes` : ''}`);
+        }
+        resolve({ worker, toShard, fromShard });
+      } else if (m.type === 'failed') {
+        void worker.terminate();
+        reject(new Error(`shard ${index} could not start: ${m.message}`));
+      }
+    });
+    worker.once('error', reject);
+  });
 }
 
 export async function startNode(config: NodeConfig, log: Logger = createLogger(config.logLevel)): Promise<RunningNode> {
   mkdirSync(config.dataDir, { recursive: true });
-  const started = await Promise.all(Array.from({ length: config.shards }, (_, i) => startShard(i, config)));
+  const started = await Promise.all(Array.from({ length: config.shards }, (_, i) => startShard(i, config, log)));
   const links = started.map((s, i) => new ShardLink(i, new RingWriter(s.toShard, `front→shard${i}`)));
   const broker = new Broker(
     {
@@ -62,9 +84,18 @@ export async function startNode(config: NodeConfig, log: Logger = createLogger(c
     links,
     log,
   );
-  broker.addVhost('/');
-  broker.users.add('guest', 'guest', ['administrator']);
-  broker.users.setPermissions('guest', '/', { configure: '.*', write: '.*', read: '.*' });
+  // Durable definitions come back first (queues re-created on their shards, which hand
+  // them the messages their logs recovered); a fresh node gets vhost '/' and guest.
+  const definitions = new DefinitionsFile(config.dataDir, broker, log);
+  if (!(await definitions.load())) {
+    broker.addVhost('/');
+    broker.users.add('guest', 'guest', ['administrator']);
+    broker.users.setPermissions('guest', '/', { configure: '.*', write: '.*', read: '.*' });
+  }
+  for (const link of links) link.recoveryDone();
+  broker.flushAll();
+  broker.onDefinitionsChanged = () => definitions.save();
+  await definitions.save();
 
   const threads: ShardThread[] = started.map((s, i) => {
     const link = links[i] as ShardLink;
@@ -73,6 +104,9 @@ export async function startNode(config: NodeConfig, log: Logger = createLogger(c
       (kind, body) => broker.onShardRecord(link, kind, body),
       () => broker.flushAll(),
     );
+    s.worker.on('message', (m: ShardLifecycle) => {
+      if (m.type === 'log') log[m.level](m.message);
+    });
     s.worker.on('error', (err) => {
       log.error(`shard ${i} crashed: ${err.stack ?? err.message}`);
       process.exitCode = 70;
@@ -104,7 +138,10 @@ export async function startNode(config: NodeConfig, log: Logger = createLogger(c
       for (const t of threads) t.link.shutdown();
       await Promise.all(
         threads.map(async (t) => {
-          await Promise.race([once(t.worker, 'message'), once(t.worker, 'exit')]);
+          await new Promise<void>((resolve) => {
+            t.worker.on('message', (m: ShardLifecycle) => m.type === 'stopped' && resolve());
+            t.worker.once('exit', () => resolve());
+          });
           t.reader.stop();
           await t.worker.terminate();
         }),

@@ -34,6 +34,8 @@ export const ToShard = {
   queueUpdate: 13,
   queueStats: 14,
   shutdown: 15,
+  /** The front has re-created every durable queue: what the log still holds for others can go. */
+  recoveryDone: 16,
 } as const;
 
 /** shard → front */

@@ -40,20 +40,23 @@ export function composeDeadLetter(payload: Buffer, queue: QueueConfig, reason: n
     props = withoutExpiration(props);
   }
 
+  // A repeat of {queue, reason} moves that entry to the head with count + 1; its time,
+  // exchange and routing keys stay those of the first such death (RabbitMQ 3.12+).
+  let head: FieldTable = entry;
   const deaths: FieldValue[] = [];
   const prior = headers['x-death'];
   if (prior?.type === 'A') {
     for (const d of prior.value) {
       if (d.type === 'F' && sameDeath(d.value, queue.name, reasonName)) {
         const count = d.value['count'];
-        const n = count?.type === 'l' || count?.type === 'I' ? Number(count.value) : 1;
-        entry['count'] = { type: 'l', value: n + 1 };
+        const n = count !== undefined && (count.type === 'l' || count.type === 'I' || count.type === 'i') ? Number(count.value) : 1;
+        head = Object.assign(Object.create(null) as FieldTable, d.value, { count: { type: 'l', value: n + 1 } });
       } else {
         deaths.push(d);
       }
     }
   }
-  headers['x-death'] = { type: 'A', value: [{ type: 'F', value: entry }, ...deaths] };
+  headers['x-death'] = { type: 'A', value: [{ type: 'F', value: head }, ...deaths] };
   if (headers['x-first-death-reason'] === undefined) {
     headers['x-first-death-reason'] = longstr(reasonName);
     headers['x-first-death-queue'] = longstr(queue.name);

@@ -13,6 +13,8 @@ export interface Message {
   readonly persistent: boolean;
   /** Absolute expiry in ms (Date.now() clock), or 0 when it never expires. */
   expiresAtMs: number;
+  /** Written to the shard log (a persistent message in a durable queue): its settle must be logged too. */
+  persisted: boolean;
   /** When the queue accepted it (performance.now() ms), for enqueue→deliver latency. */
   readonly enqueuedAtMs: number;
 }

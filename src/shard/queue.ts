@@ -11,6 +11,8 @@ export interface QueueHost {
   deliver(c: Consumer, q: Queue, m: Message): void;
   /** The message leaves the queue unacknowledged (reason: DeadLetterReason); the host dead-letters or drops it. */
   deadLetter(q: Queue, m: Message, reason: number): void;
+  /** The message left the queue for good (acked or purged); dead-lettered ones go through deadLetter. */
+  settled(q: Queue, m: Message): void;
   /** x-expires elapsed with the queue unused. */
   queueExpired(q: Queue): void;
   /** Something changed that may let the queue deliver (timer fired). */
@@ -195,7 +197,9 @@ export class Queue {
 
   ack(msgId: number): void {
     const u = this.settle(msgId);
-    if (u !== undefined) this.acked++;
+    if (u === undefined) return;
+    this.acked++;
+    this.host.settled(this, u.message);
   }
 
   /** basic.nack/reject: back in its place (redelivered) or dead-lettered as rejected. */
@@ -228,10 +232,16 @@ export class Queue {
 
   /** queue.purge removes the ready messages (not the unacked ones), as RabbitMQ does. */
   purge(): number {
-    const n = this.ready.length;
-    this.ready.drain();
+    const msgs = this.ready.drain();
+    for (const m of msgs) this.host.settled(this, m);
     this.scheduleTtl();
-    return n;
+    return msgs.length;
+  }
+
+  /** Ids of every message the queue holds (ready and unacked). */
+  *messageIds(): IterableIterator<number> {
+    for (const id of this.unacked.keys()) yield id;
+    for (const m of this.ready.drain()) yield m.id;
   }
 
   /** The queue goes away: returns the ready message count for delete-ok. */

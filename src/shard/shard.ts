@@ -8,6 +8,15 @@ import type { Message } from './message.js';
 import type { QueueConfig } from './queue-config.js';
 import { Queue, type QueueHost } from './queue.js';
 import { composeDeadLetter } from './dead-letter.js';
+import type { ShardStore } from './shard-store.js';
+
+/** A confirm held back until the log record of its message is on disk. */
+interface DurableConfirm {
+  offset: number;
+  channelKey: number;
+  seq: number;
+  ok: boolean;
+}
 
 /** Deliveries per queue per pass, so one busy queue cannot starve the others or the ring reader. */
 const deliverBudgetPerPass = 256;
@@ -31,13 +40,25 @@ export class Shard implements QueueHost {
   private confirms = new RecordWriter();
   private confirmCount = 0;
   private nextMsgId = 1;
+  private readonly durableConfirms: DurableConfirm[] = [];
+  private durableConfirmsHead = 0;
+  private commitInFlight = false;
+  private commitAgain = false;
+  /** Set while the log cannot be written (disk full, I/O error): the reason, reported to the front. */
+  storeFailure: string | undefined;
   private deliverScheduled = false;
   private readonly handlers = new Map<number, Handler>();
 
   constructor(
     readonly index: number,
     private readonly out: RingWriter,
+    private readonly store: ShardStore | undefined,
+    private readonly log: (level: 'info' | 'warn' | 'error', msg: string) => void = () => {},
   ) {
+    if (store !== undefined) {
+      this.nextMsgId = store.maxMsgId + 1;
+      store.log.onFlushed = (flushed) => this.releaseDurableConfirms(flushed);
+    }
     const h = this.handlers;
     h.set(ToShard.queueCreate, (r) => this.onQueueCreate(r));
     h.set(ToShard.queueUpdate, (r) => this.onQueueUpdate(r));
@@ -53,6 +74,10 @@ export class Shard implements QueueHost {
     h.set(ToShard.channelFlow, (r) => this.onChannelFlow(r));
     h.set(ToShard.channelQos, (r) => this.onChannelQos(r));
     h.set(ToShard.queueStats, (r) => this.onQueueStats(r));
+    h.set(ToShard.recoveryDone, () => {
+      const dropped = this.store?.dropUnclaimed() ?? 0;
+      if (dropped > 0) this.log('info', `dropped ${dropped} logged message(s) of queues that no longer exist`);
+    });
     out.onDrain = () => this.scheduleDeliver();
   }
 
@@ -66,7 +91,78 @@ export class Shard implements QueueHost {
   onBatchEnd(): void {
     this.deliverDirty();
     this.flushConfirms();
+    if (this.store !== undefined && this.store.flushBatches()) this.commit();
     this.out.flush();
+  }
+
+  /** Group commit: one write (and fdatasync, per policy) for everything appended since the last one. */
+  private commit(): void {
+    const store = this.store;
+    if (store === undefined) return;
+    if (this.commitInFlight) {
+      this.commitAgain = true;
+      return;
+    }
+    this.commitInFlight = true;
+    store.commit().then(
+      (flushed) => {
+        this.commitInFlight = false;
+        if (this.storeFailure !== undefined) this.reportStoreRecovered();
+        this.releaseDurableConfirms(flushed);
+        if (this.commitAgain || store.flushBatches()) {
+          this.commitAgain = false;
+          this.commit();
+        }
+        this.out.flush();
+      },
+      (err: unknown) => {
+        this.commitInFlight = false;
+        this.onStoreFailure(err);
+      },
+    );
+  }
+
+  private releaseDurableConfirms(flushed: number): void {
+    const list = this.durableConfirms;
+    let i = this.durableConfirmsHead;
+    while (i < list.length && (list[i] as DurableConfirm).offset <= flushed) {
+      const c = list[i] as DurableConfirm;
+      this.confirm(c.channelKey, c.seq, c.ok);
+      i++;
+    }
+    this.durableConfirmsHead = i;
+    if (i > 1024 && i * 2 > list.length) {
+      list.splice(0, i);
+      this.durableConfirmsHead = 0;
+    }
+    this.flushConfirms();
+  }
+
+  /** Disk full or I/O error: publishers waiting for these records get nacks; the front blocks publishers. */
+  private onStoreFailure(err: unknown): void {
+    const reason = `shard ${this.index} log write failed: ${err instanceof Error ? err.message : String(err)}`;
+    const list = this.durableConfirms;
+    for (let i = this.durableConfirmsHead; i < list.length; i++) {
+      const c = list[i] as DurableConfirm;
+      this.confirm(c.channelKey, c.seq, false);
+    }
+    list.length = 0;
+    this.durableConfirmsHead = 0;
+    this.flushConfirms();
+    if (this.storeFailure === undefined) {
+      this.storeFailure = reason;
+      this.w.reset().u8(1).str(reason);
+      this.out.write(FromShard.error, this.w.view());
+    }
+    this.out.flush();
+    // Retry: space may come back; consumers keep draining meanwhile.
+    setTimeout(() => this.commit(), 1000).unref();
+  }
+
+  private reportStoreRecovered(): void {
+    this.storeFailure = undefined;
+    this.w.reset().u8(0).str('');
+    this.out.write(FromShard.error, this.w.view());
   }
 
   nowMs(): number {
@@ -78,7 +174,30 @@ export class Shard implements QueueHost {
   private onQueueCreate(r: RecordReader): void {
     const config = JSON.parse(r.str()) as QueueConfig;
     assert.ok(!this.queues.has(config.queueId), `queue id ${config.queueId} already on shard ${this.index}`);
-    this.queues.set(config.queueId, new Queue(config, this));
+    const q = new Queue(config, this);
+    this.queues.set(config.queueId, q);
+    if (this.store !== undefined) {
+      // A durable queue re-declared at start-up takes back what the log held for it.
+      const now = performance.now();
+      for (const rm of this.store.takeRecovered(config.queueId)) {
+        const layout = payloadLayout(rm.payload);
+        const props = rm.payload.subarray(layout.propsStart, layout.propsEnd);
+        q.ready.push({
+          id: rm.msgId,
+          payload: rm.payload,
+          bodyBytes: rm.payload.length - layout.propsEnd,
+          redelivered: rm.delivered,
+          deliveryCount: rm.delivered ? 1 : 0,
+          priority: peekPriority(props) ?? 0,
+          persistent: true,
+          persisted: true,
+          expiresAtMs: rm.expiresAtMs,
+          enqueuedAtMs: now,
+        });
+      }
+      q.scheduleTtl();
+      this.dirty.add(q);
+    }
   }
 
   private onQueueUpdate(r: RecordReader): void {
@@ -92,7 +211,9 @@ export class Shard implements QueueHost {
     let count = 0;
     if (q !== undefined) {
       for (const c of q.consumers) this.dropConsumer(c);
-      count = q.destroy();
+      count = q.messageCount;
+      if (this.store !== undefined && q.config.durable) this.store.deleteQueue(q.id, q.messageIds());
+      q.destroy();
       this.queues.delete(q.id);
       this.dirty.delete(q);
     }
@@ -154,7 +275,9 @@ export class Shard implements QueueHost {
     const expiration = peekExpiration(props);
     const bodyBytes = payload.length - layout.propsEnd;
     const now = Date.now();
+    const nowPerf = performance.now();
     let ok = true;
+    let durableOffset = -1;
     for (let i = 0; i < queueCount; i++) {
       const q = this.queues.get(r.buf.readUInt32LE(idsAt + 4 * i));
       if (q === undefined) continue;
@@ -168,12 +291,20 @@ export class Shard implements QueueHost {
         priority,
         persistent,
         expiresAtMs: ttl === undefined ? 0 : now + ttl,
-        enqueuedAtMs: now,
+        enqueuedAtMs: nowPerf,
+        persisted: false,
       };
-      if (q.enqueue(m) === 'rejected') ok = false;
+      if (q.enqueue(m) === 'rejected') {
+        ok = false;
+      } else if (persistent && this.store !== undefined && q.config.durable) {
+        m.persisted = true;
+        durableOffset = this.store.enqueue(q.id, m.id, m.expiresAtMs, payload);
+      }
       this.dirty.add(q);
     }
-    if ((flags & PublishFlag.confirm) !== 0) this.confirm(channelKey, seq, ok);
+    if ((flags & PublishFlag.confirm) === 0) return;
+    if (durableOffset >= 0) this.durableConfirms.push({ offset: durableOffset, channelKey, seq, ok });
+    else this.confirm(channelKey, seq, ok);
   }
 
   private confirm(channelKey: number, seq: number, ok: boolean): void {
@@ -292,6 +423,10 @@ export class Shard implements QueueHost {
       this.out.write(FromShard.getEmpty, this.w.view());
       return;
     }
+    if (m.persisted) {
+      if (noAck) this.settled(q, m);
+      else this.store?.markDelivered(q.id, m.id);
+    }
     this.w.reset().u32(reqId).u32(q.id).f64(m.id).u8(m.redelivered ? 1 : 0).u32(q.messageCount);
     this.out.write2(FromShard.getOk, this.w.view(), m.payload);
   }
@@ -299,6 +434,10 @@ export class Shard implements QueueHost {
   // ---- delivery -----------------------------------------------------------
 
   deliver(c: Consumer, q: Queue, m: Message): void {
+    if (m.persisted) {
+      if (c.noAck) this.settled(q, m);
+      else this.store?.markDelivered(q.id, m.id);
+    }
     const h = this.deliverHeader;
     h.writeUInt32LE(c.id, 0);
     h.writeUInt32LE(q.id, 4);
@@ -336,7 +475,12 @@ export class Shard implements QueueHost {
 
   // ---- dead-lettering and expiry ------------------------------------------
 
+  settled(q: Queue, m: Message): void {
+    if (m.persisted) this.store?.settle(q.id, m.id);
+  }
+
   deadLetter(q: Queue, m: Message, reason: number): void {
+    this.settled(q, m);
     const dlx = q.config.deadLetterExchange;
     if (dlx === undefined) return; // dropped, as RabbitMQ does without a DLX
     const payload = composeDeadLetter(m.payload, q.config, reason, Date.now());

@@ -1,40 +1,75 @@
 /**
- * Entry point of a shard worker thread. The front hands it two rings (front→shard and
- * shard→front); everything it learns and says after that goes through them. postMessage is
- * used only for lifecycle (ready, fatal error), never for messages.
+ * Entry point of a shard worker thread. It recovers its log, then the front hands it two
+ * rings (front→shard and shard→front); everything it learns and says after that goes
+ * through them. postMessage is used only for lifecycle (ready, stopped, log lines), never
+ * for messages.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import assert from 'node:assert/strict';
 import { RingReader } from '../ring/ring-reader.js';
 import { RingWriter } from '../ring/ring-writer.js';
 import { ToShard } from '../ring/shard-records.js';
+import type { FsyncPolicy } from '../store/fsync-policy.js';
 import { Shard } from './shard.js';
+import { ShardStore } from './shard-store.js';
 
 export interface ShardWorkerData {
   index: number;
   toShard: SharedArrayBuffer;
   fromShard: SharedArrayBuffer;
+  /** The shard's own log directory; undefined runs the shard without persistence. */
+  logDir: string | undefined;
+  fsync: FsyncPolicy;
+  segmentBytes: number;
+  repair: boolean;
 }
+
+/** Lifecycle messages to the main thread. */
+export type ShardLifecycle =
+  | { type: 'ready'; recoveredRecords: number; truncatedBytes: number; recoveredQueues: number }
+  | { type: 'failed'; message: string }
+  | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string }
+  | { type: 'stopped' };
 
 const data = workerData as ShardWorkerData;
 assert.ok(parentPort !== null, 'shard worker must run in a worker thread');
 const port = parentPort;
+const say = (m: ShardLifecycle): void => port.postMessage(m);
+const log = (level: 'info' | 'warn' | 'error', message: string): void => say({ type: 'log', level, message: `shard ${data.index}: ${message}` });
 
-const reader = new RingReader(data.toShard, `front→shard${data.index}`);
-const writer = new RingWriter(data.fromShard, `shard${data.index}→front`);
-const shard = new Shard(data.index, writer);
+async function main(): Promise<void> {
+  let store: ShardStore | undefined;
+  let recoveredRecords = 0;
+  let truncatedBytes = 0;
+  if (data.logDir !== undefined) {
+    const opened = await ShardStore.open({ dir: data.logDir, fsync: data.fsync, segmentBytes: data.segmentBytes, repair: data.repair, log });
+    store = opened.store;
+    recoveredRecords = opened.records;
+    truncatedBytes = opened.truncatedBytes;
+  }
+  const reader = new RingReader(data.toShard, `front→shard${data.index}`);
+  const writer = new RingWriter(data.fromShard, `shard${data.index}→front`);
+  const shard = new Shard(data.index, writer, store, log);
+  reader.start(
+    (kind, body) => {
+      if (kind === ToShard.shutdown) {
+        reader.stop();
+        shard.onBatchEnd();
+        void (async () => {
+          await store?.close();
+          writer.flush();
+          writer.close();
+          say({ type: 'stopped' });
+        })();
+        return;
+      }
+      shard.onRecord(kind, body);
+    },
+    () => shard.onBatchEnd(),
+  );
+  say({ type: 'ready', recoveredRecords, truncatedBytes, recoveredQueues: store?.recovered.size ?? 0 });
+}
 
-reader.start(
-  (kind, body) => {
-    if (kind === ToShard.shutdown) {
-      reader.stop();
-      writer.flush();
-      writer.close();
-      port.postMessage({ type: 'stopped' });
-      return;
-    }
-    shard.onRecord(kind, body);
-  },
-  () => shard.onBatchEnd(),
-);
-port.postMessage({ type: 'ready' });
+main().catch((err: unknown) => {
+  say({ type: 'failed', message: err instanceof Error ? err.message : String(err) });
+});

@@ -79,7 +79,7 @@ export function registerExchangeMethods(t: HandlerTable): void {
           internal: a.internal,
           arguments: a.arguments,
         });
-        ch.broker.definitionsChanged();
+        void ch.broker.definitionsChanged();
       }
     }
     if (!a.nowait) ch.conn.sendMethod(ch.id, { id: Method.ExchangeDeclareOk, args: {} });
@@ -109,7 +109,7 @@ export function registerExchangeMethods(t: HandlerTable): void {
     const src = ch.conn.vhost.graph.getExchange(a.source);
     if (err !== undefined && src?.type === 'headers') throw new AmqpError(ReplyCode.preconditionFailed, `PRECONDITION_FAILED - ${err}`, 40, 30);
     if (ch.conn.vhost.graph.bind({ source: a.source, destination: a.destination, destinationKind: 'exchange', routingKey: a.routingKey, arguments: a.arguments })) {
-      ch.broker.definitionsChanged();
+      void ch.broker.definitionsChanged();
     }
     if (!a.nowait) ch.conn.sendMethod(ch.id, { id: Method.ExchangeBindOk, args: {} });
   });

@@ -71,6 +71,8 @@ export function registerQueueMethods(t: HandlerTable): void {
           arguments: a.arguments,
           owner: a.exclusive ? ch.conn : undefined,
         });
+        // A durable queue's definition is on disk before the client can confirm messages into it.
+        if (q.durable) await ch.broker.definitionsChanged();
         if (!a.nowait) ch.conn.sendMethod(ch.id, { id: Method.QueueDeclareOk, args: { queue: q.name, messageCount: 0, consumerCount: 0 } });
         return;
       }
@@ -98,7 +100,7 @@ export function registerQueueMethods(t: HandlerTable): void {
       if (err !== undefined) throw new AmqpError(ReplyCode.preconditionFailed, `PRECONDITION_FAILED - ${err}`, 50, 20);
     }
     if (vhost.graph.bind({ source: a.exchange, destination: q.name, destinationKind: 'queue', routingKey: a.routingKey, arguments: a.arguments })) {
-      if (q.durable && ex.durable) ch.broker.definitionsChanged();
+      if (q.durable && ex.durable) void ch.broker.definitionsChanged();
     }
     if (!a.nowait) ch.conn.sendMethod(ch.id, { id: Method.QueueBindOk, args: {} });
   });

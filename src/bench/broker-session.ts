@@ -1,0 +1,75 @@
+// The main thread's own connection to a broker: declares the topology before the clients
+// start, reads queue depths (passive declare) for the accounting, and cleans up after.
+import { connect } from 'amqplib';
+import type { Channel, ChannelModel } from 'amqplib';
+import type { BenchOptions } from './options.js';
+import type { Topology } from './topology.js';
+
+export interface BrokerIdentity {
+  readonly product: string;
+  readonly version: string;
+}
+
+/** A TCP connect or AMQP handshake slower than this is a broker that is not there. */
+const CONNECT_TIMEOUT_MS = 10_000;
+/** Queue types RabbitMQ only accepts as durable. */
+const DURABLE_ONLY_QUEUE_TYPES = new Set(['quorum', 'stream']);
+
+export class BrokerSession {
+  private constructor(
+    private readonly connection: ChannelModel,
+    private readonly channel: Channel,
+  ) {}
+
+  static async open(url: string): Promise<BrokerSession> {
+    const connection = await connect(url, { timeout: CONNECT_TIMEOUT_MS, clientProperties: { connection_name: 'warren-bench control' } });
+    connection.on('error', () => undefined);
+    const session = new BrokerSession(connection, await connection.createChannel());
+    session.watch();
+    return session;
+  }
+
+  identity(): BrokerIdentity {
+    const properties = this.connection.connection.serverProperties;
+    return { product: String(properties.product ?? 'unknown'), version: String(properties.version ?? '?') };
+  }
+
+  /** Declares exchange, queues and bindings; returns each queue's depth before the run. */
+  async declare(topology: Topology, options: BenchOptions): Promise<number[]> {
+    const durable = options.persistent || DURABLE_ONLY_QUEUE_TYPES.has(String(options.queueArgs['x-queue-type'] ?? ''));
+    if (topology.exchange !== '' && !topology.exchange.startsWith('amq.')) {
+      await this.channel.assertExchange(topology.exchange, topology.exchangeType, { durable, autoDelete: false });
+    }
+    const depths: number[] = [];
+    for (const queue of topology.queues) {
+      const reply = await this.channel.assertQueue(queue, { durable, autoDelete: false, exclusive: false, arguments: { ...options.queueArgs } });
+      depths.push(reply.messageCount);
+    }
+    for (const binding of topology.bindings) await this.channel.bindQueue(binding.queue, topology.exchange, binding.bindingKey);
+    return depths;
+  }
+
+  /** Ready messages per queue, by passive declare. */
+  async queueDepths(queues: readonly string[]): Promise<number[]> {
+    const depths: number[] = [];
+    for (const queue of queues) depths.push((await this.channel.checkQueue(queue)).messageCount);
+    return depths;
+  }
+
+  async teardown(topology: Topology): Promise<void> {
+    for (const queue of topology.queues) await this.channel.deleteQueue(queue);
+    if (topology.ownsExchange) await this.channel.deleteExchange(topology.exchange);
+  }
+
+  async close(): Promise<void> {
+    await this.connection.close().catch(() => undefined);
+  }
+
+  /**
+   * A channel-level error (404, 406 …) also rejects the call that caused it, which is where it
+   * is reported; without a listener amqplib's 'error' event would crash the process instead.
+   */
+  private watch(): void {
+    this.channel.on('error', () => undefined);
+  }
+}

@@ -1,0 +1,107 @@
+// The --json document: everything the text report shows, in a form scripts (and
+// scripts/bench-doc.ts, which writes docs/benchmarks.md) can read.
+import { cpus, release, totalmem, type as osType } from 'node:os';
+import type { Comparison } from './compare.js';
+import { summarize } from './latency-histogram.js';
+import type { LatencySummary } from './latency-histogram.js';
+import type { BenchOptions } from './options.js';
+import type { RunResult } from './run-result.js';
+import { redactUrl } from './run-result.js';
+
+export const JSON_FORMAT_VERSION = 1;
+
+export interface MachineDescription {
+  readonly cpuModel: string;
+  readonly cores: number;
+  readonly memoryBytes: number;
+  readonly os: string;
+  readonly node: string;
+}
+
+export function describeMachine(): MachineDescription {
+  const cpuList = cpus();
+  return {
+    cpuModel: cpuList[0]?.model.trim() ?? 'unknown',
+    cores: cpuList.length,
+    memoryBytes: totalmem(),
+    os: `${osType()} ${release()}`,
+    node: process.version,
+  };
+}
+
+export interface RunJson {
+  readonly label: string;
+  readonly url: string;
+  readonly round: number;
+  readonly broker: RunResult['broker'];
+  readonly threads: number;
+  readonly connections: number;
+  readonly windowSeconds: number;
+  readonly totalSeconds: number;
+  readonly publishedPerSecond: number;
+  readonly consumedPerSecond: number;
+  readonly publishedInWindow: number;
+  readonly consumedInWindow: number;
+  readonly confirmed: number;
+  readonly nacked: number;
+  readonly unconfirmed: number;
+  readonly accounting: RunResult['accounting'];
+  readonly generatorCpu: RunResult['cpu'];
+  readonly latencyMicros: { readonly deliver: LatencySummary; readonly confirm: LatencySummary };
+  readonly errors: readonly string[];
+}
+
+export interface BenchJson {
+  readonly format: 'warren-bench';
+  readonly formatVersion: number;
+  readonly startedAt: string;
+  readonly command: string;
+  readonly machine: MachineDescription;
+  readonly workload: Omit<BenchOptions, 'url' | 'compareUrl'> & { readonly url: string; readonly compareUrl: string | null };
+  readonly runs: readonly RunJson[];
+  readonly comparison: { readonly metrics: readonly { key: string; title: string; higherIsBetter: boolean }[]; readonly rows: Comparison['rows'] } | null;
+}
+
+export function runToJson(run: RunResult): RunJson {
+  return {
+    label: run.label,
+    url: run.url,
+    round: run.round,
+    broker: run.broker,
+    threads: run.threads,
+    connections: run.connections,
+    windowSeconds: run.windowSeconds,
+    totalSeconds: run.totalSeconds,
+    publishedPerSecond: run.publishedPerSecond,
+    consumedPerSecond: run.consumedPerSecond,
+    publishedInWindow: run.publishedInWindow,
+    consumedInWindow: run.consumedInWindow,
+    confirmed: run.confirmed,
+    nacked: run.nacked,
+    unconfirmed: run.unconfirmed,
+    accounting: run.accounting,
+    generatorCpu: run.cpu,
+    latencyMicros: { deliver: summarize(run.deliverLatency), confirm: summarize(run.confirmLatency) },
+    errors: run.errors,
+  };
+}
+
+export function buildJson(argv: readonly string[], startedAt: Date, options: BenchOptions, runs: readonly RunResult[], comparison: Comparison | undefined): BenchJson {
+  return {
+    format: 'warren-bench',
+    formatVersion: JSON_FORMAT_VERSION,
+    startedAt: startedAt.toISOString(),
+    command: ['bench', ...argv.map(redactArg)].join(' '),
+    machine: describeMachine(),
+    workload: { ...options, url: redactUrl(options.url), compareUrl: options.compareUrl === undefined ? null : redactUrl(options.compareUrl) },
+    runs: runs.map(runToJson),
+    comparison:
+      comparison === undefined
+        ? null
+        : { metrics: comparison.metrics.map(({ key, title, higherIsBetter }) => ({ key, title, higherIsBetter })), rows: comparison.rows },
+  };
+}
+
+function redactArg(arg: string): string {
+  return arg.replace(/amqps?:\/\/\S+/g, (url) => redactUrl(url));
+}

@@ -1,0 +1,101 @@
+// The human-readable report: the workload, each run's summary, the comparison and the
+// full percentile distributions.
+import type { Comparison } from './compare.js';
+import { formatCount, formatMillis, formatTable } from './format.js';
+import { formatHgrm } from './hgrm.js';
+import type { LatencyHistogram } from './latency-histogram.js';
+import { SUMMARY_PERCENTILES } from './latency-histogram.js';
+import type { BenchOptions } from './options.js';
+import type { RunResult } from './run-result.js';
+import { redactUrl } from './run-result.js';
+
+export function describeWorkload(options: BenchOptions): string {
+  const { minBytes, maxBytes } = options.size;
+  const size = minBytes === maxBytes ? `${minBytes} B` : `${minBytes}-${maxBytes} B`;
+  const rate = options.ratePerProducer === undefined ? 'unlimited rate' : `${options.ratePerProducer} msg/s per producer`;
+  const confirms = options.confirmWindow === undefined ? 'no confirms' : `confirms (window ${options.confirmWindow})`;
+  const acking = options.autoAck ? 'autoack' : `prefetch ${options.prefetchCount === 0 ? 'unlimited' : options.prefetchCount}, ack ${options.multiAckEvery === 1 ? 'each' : `every ${options.multiAckEvery} (multiple)`}`;
+  const exchange = options.exchange === '' ? 'default exchange' : `${options.exchangeType} exchange '${options.exchange}'`;
+  const queueArgs = Object.entries(options.queueArgs).map(([key, value]) => `${key}=${String(value)}`).join(',');
+  const length = options.durationSeconds !== undefined ? `${options.durationSeconds} s` : `${options.messagesPerProducer ?? 0} msgs per producer`;
+  return [
+    `workload: ${options.producers} producer(s) → ${options.consumers} consumer(s) over ${options.queueCount} queue(s), ${exchange}, ${size}, ${rate}, ${confirms}, ${options.persistent ? 'persistent' : 'transient'}, ${acking}, ${length}${queueArgs === '' ? '' : `, queue args ${queueArgs}`}`,
+    `clients: ${options.threads} worker thread(s), ${options.producers + options.consumers + 1} connections per run (one per client + 1 control)`,
+  ].join('\n');
+}
+
+export function brokerLines(options: BenchOptions): string {
+  const lines = [`A = ${redactUrl(options.url)}`];
+  if (options.compareUrl !== undefined) lines.push(`B = ${redactUrl(options.compareUrl)}`);
+  return lines.join('\n');
+}
+
+export function formatRunSummary(run: RunResult): string {
+  const { accounting } = run;
+  const copies = accounting.routed === accounting.published ? '' : ` (routed to ${formatCount(accounting.routed)} queue copies)`;
+  const lines = [
+    `${run.label} round ${run.round}: ${run.broker.product} ${run.broker.version} at ${run.url}`,
+    `  ${run.threads} thread(s), ${run.connections} connections, publishing window ${run.windowSeconds.toFixed(2)} s`,
+    `  published  ${formatCount(accounting.published)}${copies}, ${formatCount(run.publishedPerSecond)} msg/s in the window`,
+    `  consumed   ${formatCount(accounting.consumed)}, ${formatCount(run.consumedPerSecond)} msg/s in the window`,
+  ];
+  if (run.confirmed + run.nacked + run.unconfirmed > 0) {
+    lines.push(`  confirmed  ${formatCount(run.confirmed)}, nacked ${formatCount(run.nacked)}, never confirmed ${formatCount(run.unconfirmed)}`);
+  }
+  const before = accounting.inQueuesBefore === 0 ? '' : ` (after ${formatCount(accounting.inQueuesBefore)} already there)`;
+  lines.push(
+    `  accounting ${accounting.routed === accounting.published ? 'published' : 'routed'} ${formatCount(accounting.routed)} ${accounting.balanced ? '=' : '≠'} consumed ${formatCount(accounting.consumed)} + left in queues ${formatCount(accounting.inQueues)}${before}  ${accounting.balanced ? 'ok' : 'MISMATCH'}`,
+    `  bench CPU  ${run.cpu.percentOfOneCore.toFixed(0)}% of one core = ${run.cpu.percentOfMachine.toFixed(0)}% of the ${run.cpu.cores}-core machine (user ${(run.cpu.userMicros / 1e6).toFixed(2)} s, system ${(run.cpu.systemMicros / 1e6).toFixed(2)} s over ${run.totalSeconds.toFixed(2)} s)`,
+  );
+  lines.push(indent(latencyTable([
+    ['publish→deliver', run.deliverLatency],
+    ['publish→confirm', run.confirmLatency],
+  ])));
+  for (const error of run.errors) lines.push(`  error: ${error}`);
+  return lines.join('\n');
+}
+
+export function latencyTable(rows: readonly (readonly [string, LatencyHistogram])[]): string {
+  const header = ['latency ms', ...SUMMARY_PERCENTILES.map(([name]) => name), 'max', 'count'];
+  const body = rows
+    .filter(([, histogram]) => histogram.totalCount > 0)
+    .map(([name, histogram]) => [
+      name,
+      ...SUMMARY_PERCENTILES.map(([, percentile]) => formatMillis(histogram.getValueAtPercentile(percentile))),
+      formatMillis(histogram.maxValue),
+      formatCount(histogram.totalCount),
+    ]);
+  if (body.length === 0) return 'latency: nothing recorded';
+  return formatTable([header, ...body]);
+}
+
+export function formatComparison(comparison: Comparison): string {
+  const header = ['round'];
+  for (const metric of comparison.metrics) header.push(`A ${metric.title}`, `B ${metric.title}`, 'A/B');
+  const rows = comparison.rows.map((row) => {
+    const cells = [String(row.round)];
+    for (const metric of comparison.metrics) {
+      const value = row.values[metric.key];
+      cells.push(formatMetric(metric.key, value?.a), formatMetric(metric.key, value?.b), value?.ratio === undefined ? '-' : value.ratio.toFixed(2));
+    }
+    return cells;
+  });
+  return `comparison (A/B > 1 means A is higher: better for msg/s, worse for latency and CPU)\n${formatTable([header, ...rows])}`;
+}
+
+function formatMetric(key: string, value: number | undefined): string {
+  if (value === undefined) return '-';
+  if (key.endsWith('Millis')) return formatMillis(value * 1000);
+  return formatCount(value);
+}
+
+export function formatDistribution(title: string, histogram: LatencyHistogram): string {
+  return `percentile distribution, ${title} (milliseconds, HdrHistogram format)\n${formatHgrm(histogram)}`;
+}
+
+function indent(text: string): string {
+  return text
+    .split('\n')
+    .map((line) => `  ${line}`)
+    .join('\n');
+}

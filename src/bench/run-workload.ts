@@ -1,0 +1,276 @@
+// One run of the workload against one broker: declare, start the client threads together,
+// print a line a second, stop, drain, account for every message, clean up.
+import { availableParallelism } from 'node:os';
+import { MessageChannel } from 'node:worker_threads';
+import type { MessagePort } from 'node:worker_threads';
+import type { Piscina } from 'piscina';
+import { BrokerSession } from './broker-session.js';
+import { dealClients } from './client-groups.js';
+import { nowMicros } from './clock.js';
+import type { GroupResult, GroupTask, GroupWorkload, IntervalLatency } from './group-task.js';
+import { createLatencyHistogram, decodeHistogram, mergeHistograms } from './latency-histogram.js';
+import type { LatencyHistogram } from './latency-histogram.js';
+import type { BenchOptions } from './options.js';
+import { formatProgressLine } from './progress-line.js';
+import type { GeneratorCpu, RunResult } from './run-result.js';
+import { redactUrl } from './run-result.js';
+import { ClientSlot, CounterTotals, createSharedCounters, Phase, SharedCounters } from './shared-counters.js';
+import { consumableCopies, planTopology, routedCopies } from './topology.js';
+import type { Topology } from './topology.js';
+import { sleepMillis } from './wake-signal.js';
+
+/** Main-thread polling period for stop conditions: 20 wake-ups a second cost nothing. */
+const POLL_MS = 50;
+const PROGRESS_INTERVAL_MICROS = 1_000_000;
+/** Connecting hundreds of clients to a loaded broker can take a while; longer is a dead broker. */
+const READY_MAX_MS = 30_000;
+/** Producers wait up to 30 s for their confirms; this adds room to close. */
+const PRODUCERS_STOP_MAX_MS = 40_000;
+/** Consumers that have taken nothing for this long have drained what they can reach. */
+const DRAIN_IDLE_MS = 500;
+/** A backlog larger than this drains after the run is reported as left in the queue. */
+const DRAIN_MAX_MS = 10_000;
+
+export interface RunContext {
+  readonly options: BenchOptions;
+  readonly url: string;
+  readonly label: string;
+  readonly round: number;
+  readonly pool: Piscina<GroupTask, GroupResult>;
+  readonly log: (line: string) => void;
+  readonly stopRequested: () => boolean;
+}
+
+/** A run that could not happen or could not finish, e.g. the broker refused a declare. */
+export class BenchRunError extends Error {
+  override readonly name = 'BenchRunError';
+}
+
+export async function runWorkload(context: RunContext): Promise<RunResult> {
+  const { options, url } = context;
+  const topology = planTopology(options);
+  let session: BrokerSession;
+  try {
+    session = await BrokerSession.open(url);
+  } catch (error: unknown) {
+    throw new BenchRunError(`cannot connect to ${redactUrl(url)}: ${describe(error)}`);
+  }
+  try {
+    let depthsBefore: number[];
+    try {
+      depthsBefore = await session.declare(topology, options);
+    } catch (error: unknown) {
+      throw new BenchRunError(`declaring queues on ${redactUrl(url)} failed: ${describe(error)}`);
+    }
+    const measured = await runClients(context, topology);
+    let depthsAfter: number[];
+    try {
+      depthsAfter = await session.queueDepths(topology.queues);
+      if (!options.keepQueues) await session.teardown(topology);
+    } catch (error: unknown) {
+      throw new BenchRunError(`reading queue depths on ${redactUrl(url)} failed: ${describe(error)}`);
+    }
+    return assemble(context, topology, session, measured, sum(depthsBefore), sum(depthsAfter));
+  } finally {
+    await session.close();
+  }
+}
+
+interface Measured {
+  readonly groups: readonly GroupResult[];
+  readonly windowSeconds: number;
+  readonly totalSeconds: number;
+  readonly publishedInWindow: number;
+  readonly consumedInWindow: number;
+  readonly cpu: GeneratorCpu;
+  readonly errors: readonly string[];
+}
+
+async function runClients(context: RunContext, topology: Topology): Promise<Measured> {
+  const { options } = context;
+  const counterBuffer = createSharedCounters(options.producers + options.consumers);
+  const counters = new SharedCounters(counterBuffer);
+  const totals = new CounterTotals(counters);
+  const workload: GroupWorkload = {
+    url: context.url,
+    size: options.size,
+    ratePerProducer: options.ratePerProducer,
+    confirmWindow: options.confirmWindow,
+    persistent: options.persistent,
+    messagesPerProducer: options.messagesPerProducer,
+    prefetchCount: options.prefetchCount,
+    multiAckEvery: options.multiAckEvery,
+    autoAck: options.autoAck,
+  };
+  const interval = { deliver: createLatencyHistogram(), confirm: createLatencyHistogram() };
+  const ports: MessagePort[] = [];
+  const failures: string[] = [];
+  const tasks = dealClients(topology, options.threads).map((group, index) => {
+    const channel = new MessageChannel();
+    ports.push(channel.port1);
+    channel.port1.on('message', (message: IntervalLatency) => {
+      if (message.deliver !== undefined) interval.deliver.add(decodeHistogram(message.deliver));
+      if (message.confirm !== undefined) interval.confirm.add(decodeHistogram(message.confirm));
+    });
+    const task: GroupTask = { group: index, workload, producers: group.producers, consumers: group.consumers, counters: counterBuffer, progressPort: channel.port2 };
+    return context.pool.run(task, { transferList: [channel.port2] }).catch((error: unknown) => {
+      failures.push(`worker thread: ${describe(error)}`);
+      counters.advancePhase(Phase.abort);
+      return undefined;
+    });
+  });
+  try {
+    await waitUntil(() => counters.readyGroups() === tasks.length || counters.phase() >= Phase.abort, READY_MAX_MS);
+    if (counters.readyGroups() < tasks.length && counters.phase() < Phase.abort) failures.push(`clients not connected within ${READY_MAX_MS} ms`);
+    if (failures.length > 0) counters.advancePhase(Phase.abort);
+
+    const cpuBefore = process.cpuUsage();
+    const startMicros = nowMicros();
+    counters.setStartMicros(startMicros);
+    counters.advancePhase(Phase.running);
+    await publishPhase(context, counters, totals, interval, startMicros);
+    const stopPublishMicros = nowMicros();
+    totals.sample();
+    const publishedInWindow = totals.sum(ClientSlot.published);
+    const consumedInWindow = totals.sum(ClientSlot.consumed);
+    counters.advancePhase(Phase.stopPublishing);
+    await waitUntil(() => totals.runningCount() === 0 || counters.phase() >= Phase.abort, PRODUCERS_STOP_MAX_MS);
+    await drain(counters, totals, topology);
+    counters.advancePhase(Phase.stopConsuming);
+    const settled = await Promise.all(tasks);
+    const endMicros = nowMicros();
+    const cpuUsed = process.cpuUsage(cpuBefore);
+    const groups = settled.filter((result): result is GroupResult => result !== undefined);
+    return {
+      groups,
+      windowSeconds: (stopPublishMicros - startMicros) / 1e6,
+      totalSeconds: (endMicros - startMicros) / 1e6,
+      publishedInWindow,
+      consumedInWindow,
+      cpu: generatorCpu(cpuUsed, endMicros - startMicros),
+      errors: [...failures, ...groups.flatMap((group) => group.errors)],
+    };
+  } finally {
+    counters.advancePhase(Phase.finished);
+    await Promise.all(tasks);
+    for (const port of ports) port.close();
+  }
+}
+
+/** Until the duration is up, the producers have spent their budget, the user interrupts or a client fails. */
+async function publishPhase(
+  context: RunContext,
+  counters: SharedCounters,
+  totals: CounterTotals,
+  interval: { deliver: LatencyHistogram; confirm: LatencyHistogram },
+  startMicros: number,
+): Promise<void> {
+  const { options } = context;
+  const deadlineMicros = options.durationSeconds === undefined ? Number.POSITIVE_INFINITY : startMicros + options.durationSeconds * 1e6;
+  let nextProgressMicros = startMicros + PROGRESS_INTERVAL_MICROS;
+  let lastPublished = 0;
+  let lastConsumed = 0;
+  for (;;) {
+    const now = nowMicros();
+    if (now >= nextProgressMicros) {
+      totals.sample();
+      const published = totals.sum(ClientSlot.published);
+      const consumed = totals.sum(ClientSlot.consumed);
+      const unconfirmed = published - totals.sum(ClientSlot.confirmed) - totals.sum(ClientSlot.nacked);
+      context.log(
+        formatProgressLine({
+          prefix: progressPrefix(context),
+          elapsedSeconds: (nextProgressMicros - startMicros) / 1e6,
+          sentPerSecond: published - lastPublished,
+          receivedPerSecond: consumed - lastConsumed,
+          unconfirmed: options.confirmWindow === undefined ? undefined : unconfirmed,
+          deliver: interval.deliver,
+          confirm: options.confirmWindow === undefined ? undefined : interval.confirm,
+        }),
+      );
+      interval.deliver.reset();
+      interval.confirm.reset();
+      lastPublished = published;
+      lastConsumed = consumed;
+      nextProgressMicros += PROGRESS_INTERVAL_MICROS;
+    }
+    if (now >= deadlineMicros || counters.phase() >= Phase.abort || context.stopRequested()) return;
+    if (options.messagesPerProducer !== undefined && totals.runningCount() === 0) return;
+    const untilNextMs = (Math.min(deadlineMicros, nextProgressMicros) - now) / 1000;
+    await sleepMillis(Math.max(1, Math.min(POLL_MS, Math.ceil(untilNextMs))));
+  }
+}
+
+function progressPrefix(context: RunContext): string {
+  if (context.options.compareUrl === undefined && context.options.rounds === 1) return '';
+  return `[${context.label} r${context.round}] `;
+}
+
+/** Lets consumers take what was published to their queues, until done, idle or out of time. */
+async function drain(counters: SharedCounters, totals: CounterTotals, topology: Topology): Promise<void> {
+  const startMs = Date.now();
+  let lastConsumed = -1;
+  let lastProgressMs = startMs;
+  while (counters.phase() < Phase.abort && Date.now() - startMs < DRAIN_MAX_MS && Date.now() - lastProgressMs < DRAIN_IDLE_MS) {
+    totals.sample();
+    const consumed = totals.sum(ClientSlot.consumed);
+    if (consumed >= consumableCopies(topology, (client) => totals.of(client, ClientSlot.published))) return;
+    if (consumed !== lastConsumed) {
+      lastConsumed = consumed;
+      lastProgressMs = Date.now();
+    }
+    await sleepMillis(POLL_MS);
+  }
+}
+
+function assemble(context: RunContext, topology: Topology, session: BrokerSession, measured: Measured, depthsBefore: number, depthsAfter: number): RunResult {
+  const producerTotals = measured.groups.flatMap((group) => group.producers);
+  const consumerTotals = measured.groups.flatMap((group) => group.consumers);
+  const publishedBy = new Map(producerTotals.map((totals) => [totals.client, totals.published]));
+  const published = sum(producerTotals.map((totals) => totals.published));
+  const routed = routedCopies(topology, (client) => publishedBy.get(client) ?? 0);
+  const consumed = sum(consumerTotals.map((totals) => totals.consumed));
+  const inQueues = depthsAfter - depthsBefore;
+  const windowSeconds = Math.max(measured.windowSeconds, 1e-6);
+  return {
+    label: context.label,
+    url: redactUrl(context.url),
+    round: context.round,
+    broker: session.identity(),
+    threads: measured.groups.length,
+    connections: context.options.producers + context.options.consumers + 1,
+    windowSeconds: measured.windowSeconds,
+    totalSeconds: measured.totalSeconds,
+    publishedInWindow: measured.publishedInWindow,
+    consumedInWindow: measured.consumedInWindow,
+    publishedPerSecond: measured.publishedInWindow / windowSeconds,
+    consumedPerSecond: measured.consumedInWindow / windowSeconds,
+    confirmed: sum(producerTotals.map((totals) => totals.confirmed)),
+    nacked: sum(producerTotals.map((totals) => totals.nacked)),
+    unconfirmed: sum(producerTotals.map((totals) => totals.unconfirmed)),
+    accounting: { published, routed, consumed, inQueues, inQueuesBefore: depthsBefore, balanced: consumed + inQueues === routed },
+    cpu: measured.cpu,
+    deliverLatency: mergeHistograms(measured.groups.map((group) => decodeHistogram(group.deliverLatency))),
+    confirmLatency: mergeHistograms(measured.groups.map((group) => decodeHistogram(group.confirmLatency))),
+    errors: measured.errors,
+  };
+}
+
+function generatorCpu(used: NodeJS.CpuUsage, wallMicros: number): GeneratorCpu {
+  const cores = availableParallelism();
+  const percentOfOneCore = wallMicros > 0 ? ((used.user + used.system) / wallMicros) * 100 : 0;
+  return { userMicros: used.user, systemMicros: used.system, percentOfOneCore, percentOfMachine: percentOfOneCore / cores, cores };
+}
+
+async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition() && Date.now() < deadline) await sleepMillis(POLL_MS);
+}
+
+function sum(values: readonly number[]): number {
+  return values.reduce((total, value) => total + value, 0);
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env node
+// Entry point of `npm run bench` (and of `warren bench`, which hands its arguments here).
+import { runBench } from '../bench/bench-main.js';
+
+let interrupted = false;
+process.on('SIGINT', () => {
+  // The first Ctrl-C ends the current run cleanly (queues deleted, report printed); the second quits.
+  if (interrupted) process.exit(130);
+  interrupted = true;
+  process.stderr.write('bench: stopping after this run (Ctrl-C again to quit at once)\n');
+});
+
+process.exitCode = await runBench(process.argv.slice(2), {
+  stdout: (text) => process.stdout.write(text),
+  stderr: (text) => process.stderr.write(text),
+  stopRequested: () => interrupted,
+});

@@ -1,0 +1,209 @@
+/**
+ * A shard's durable side: its segment log, what recovery found in it, and the bookkeeping
+ * that turns queue events into log records — enqueues of persistent messages in durable
+ * queues, settles, delivered markers and queue deletes — plus which log prefix is still
+ * needed (so settled segments can be deleted).
+ */
+import { SegmentLog } from '../store/segment-log.js';
+import type { FsyncPolicy } from '../store/fsync-policy.js';
+import type { LogOffset } from '../store/log-offset.js';
+import type { LogRecord } from '../store/log-record.js';
+import { LogKind, decodeIdList, encodeEnqueueHeader, encodeIdList, enqueueHeaderBytes } from './log-records.js';
+
+export interface RecoveredMessage {
+  msgId: number;
+  expiresAtMs: number;
+  payload: Buffer;
+  delivered: boolean;
+  logOffset: number;
+}
+
+export interface ShardStoreOptions {
+  dir: string;
+  fsync: FsyncPolicy;
+  segmentBytes: number;
+  repair: boolean;
+  log: (level: 'info' | 'warn' | 'error', msg: string) => void;
+}
+
+/** Release settled segments every this many commits (a scan of the live set is not free). */
+const releaseEveryCommits = 64;
+
+export class ShardStore {
+  /** queueId → recovered messages (in msgId order once sorted), until the front re-creates the queue. */
+  readonly recovered = new Map<number, Map<number, RecoveredMessage>>();
+  maxMsgId = 0;
+  private readonly settles = new Map<number, number[]>();
+  private readonly delivered = new Map<number, number[]>();
+  private readonly enqHeader = Buffer.allocUnsafe(enqueueHeaderBytes);
+  /** Log offsets of live persistent messages, oldest first; settled ones are dropped lazily from the head. */
+  private readonly live: { offset: number; settled: boolean }[] = [];
+  private liveHead = 0;
+  private readonly liveByMsg = new Map<number, { offset: number; settled: boolean }>();
+  private commitsSinceRelease = 0;
+
+  private constructor(readonly log: SegmentLog) {}
+
+  static async open(opts: ShardStoreOptions): Promise<{ store: ShardStore; records: number; truncatedBytes: number }> {
+    const recovered = new Map<number, Map<number, RecoveredMessage>>();
+    let maxMsgId = 0;
+    const onRecord = (r: LogRecord): void => {
+      const p = r.payload;
+      switch (r.kind) {
+        case LogKind.enqueue: {
+          const queueId = p.readUInt32LE(0);
+          const msgId = p.readDoubleLE(4);
+          let q = recovered.get(queueId);
+          if (q === undefined) {
+            q = new Map();
+            recovered.set(queueId, q);
+          }
+          q.set(msgId, { msgId, expiresAtMs: p.readDoubleLE(12), payload: Buffer.from(p.subarray(enqueueHeaderBytes)), delivered: false, logOffset: r.offset });
+          if (msgId > maxMsgId) maxMsgId = msgId;
+          break;
+        }
+        case LogKind.settle: {
+          const { queueId, ids } = decodeIdList(p);
+          const q = recovered.get(queueId);
+          if (q !== undefined) for (const id of ids) q.delete(id);
+          break;
+        }
+        case LogKind.delivered: {
+          const { queueId, ids } = decodeIdList(p);
+          const q = recovered.get(queueId);
+          if (q !== undefined) for (const id of ids) {
+            const m = q.get(id);
+            if (m !== undefined) m.delivered = true;
+          }
+          break;
+        }
+        case LogKind.queueDelete:
+          recovered.delete(p.readUInt32LE(0));
+          break;
+        default:
+          throw new Error(`unknown shard log record kind ${r.kind} at offset ${r.offset}`);
+      }
+    };
+    const { log, report } = await SegmentLog.open(
+      opts.dir,
+      { segmentBytes: opts.segmentBytes, fsync: opts.fsync, repair: opts.repair, preallocate: true, log: opts.log },
+      onRecord,
+    );
+    const store = new ShardStore(log);
+    for (const [qid, msgs] of recovered) {
+      const sorted = new Map([...msgs.values()].sort((a, b) => a.msgId - b.msgId).map((m) => [m.msgId, m]));
+      store.recovered.set(qid, sorted);
+      for (const m of sorted.values()) store.trackLive(m.msgId, m.logOffset);
+    }
+    store.maxMsgId = maxMsgId;
+    return { store, records: report.records, truncatedBytes: report.truncatedBytes };
+  }
+
+  /** The recovered messages of a queue the front re-created (then forgotten here). */
+  takeRecovered(queueId: number): RecoveredMessage[] {
+    const q = this.recovered.get(queueId);
+    this.recovered.delete(queueId);
+    return q === undefined ? [] : [...q.values()];
+  }
+
+  /** Messages of queues that no longer exist: settle them so their segments can go. */
+  dropUnclaimed(): number {
+    let n = 0;
+    for (const [queueId, msgs] of this.recovered) {
+      for (const m of msgs.values()) this.settle(queueId, m.msgId);
+      n += msgs.size;
+      this.appendQueueDelete(queueId);
+    }
+    this.recovered.clear();
+    return n;
+  }
+
+  private trackLive(msgId: number, offset: number): void {
+    const e = { offset, settled: false };
+    this.live.push(e);
+    this.liveByMsg.set(msgId, e);
+  }
+
+  enqueue(queueId: number, msgId: number, expiresAtMs: number, payload: Buffer): LogOffset {
+    const offset = this.log.appendParts(LogKind.enqueue, encodeEnqueueHeader(this.enqHeader, queueId, msgId, expiresAtMs), payload);
+    this.trackLive(msgId, offset);
+    return offset;
+  }
+
+  settle(queueId: number, msgId: number): void {
+    const e = this.liveByMsg.get(msgId);
+    if (e === undefined) return;
+    e.settled = true;
+    this.liveByMsg.delete(msgId);
+    let ids = this.settles.get(queueId);
+    if (ids === undefined) {
+      ids = [];
+      this.settles.set(queueId, ids);
+    }
+    ids.push(msgId);
+  }
+
+  markDelivered(queueId: number, msgId: number): void {
+    if (!this.liveByMsg.has(msgId)) return;
+    let ids = this.delivered.get(queueId);
+    if (ids === undefined) {
+      ids = [];
+      this.delivered.set(queueId, ids);
+    }
+    ids.push(msgId);
+  }
+
+  deleteQueue(queueId: number, msgIds: Iterable<number>): void {
+    for (const id of msgIds) {
+      const e = this.liveByMsg.get(id);
+      if (e !== undefined) {
+        e.settled = true;
+        this.liveByMsg.delete(id);
+      }
+    }
+    this.settles.delete(queueId);
+    this.delivered.delete(queueId);
+    this.appendQueueDelete(queueId);
+  }
+
+  private appendQueueDelete(queueId: number): void {
+    const b = Buffer.allocUnsafe(4);
+    b.writeUInt32LE(queueId, 0);
+    this.log.append(LogKind.queueDelete, b);
+  }
+
+  /** Appends the batched settle/delivered records; true if anything is waiting to be committed. */
+  flushBatches(): boolean {
+    for (const [queueId, ids] of this.delivered) this.log.append(LogKind.delivered, encodeIdList(queueId, ids));
+    this.delivered.clear();
+    for (const [queueId, ids] of this.settles) this.log.append(LogKind.settle, encodeIdList(queueId, ids));
+    this.settles.clear();
+    return this.log.nextOffset - 1 > this.log.flushedOffset;
+  }
+
+  async commit(): Promise<LogOffset> {
+    const flushed = await this.log.commit();
+    if (++this.commitsSinceRelease >= releaseEveryCommits) {
+      this.commitsSinceRelease = 0;
+      await this.release();
+    }
+    return flushed;
+  }
+
+  /** Deletes the segments wholly below the oldest live message. */
+  private async release(): Promise<void> {
+    while (this.liveHead < this.live.length && (this.live[this.liveHead] as { settled: boolean }).settled) this.liveHead++;
+    if (this.liveHead > 4096 && this.liveHead * 2 > this.live.length) {
+      this.live.splice(0, this.liveHead);
+      this.liveHead = 0;
+    }
+    const head = this.live[this.liveHead];
+    const needed = head === undefined ? this.log.flushedOffset + 1 : head.offset;
+    await this.log.releaseBefore(needed as LogOffset);
+  }
+
+  close(): Promise<void> {
+    this.flushBatches();
+    return this.log.close();
+  }
+}
