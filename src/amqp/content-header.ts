@@ -71,12 +71,14 @@ export function decodeContentHeader(payload: Buffer): ContentHeader {
 
 // ---------------------------------------------------------------- walking the property list
 
+/** Offset of the property list, set by flagsOf (saves allocating a pair per call). */
+let listStart = 0;
+
 /**
  * Reads the flags word(s); returns the first word's property bits and sets listStart to
  * the offset of the property list. Continuation words may only carry no flags: the basic
  * class has 14 properties, so a set bit there names a property nobody can decode.
  */
-let listStart = 0;
 function flagsOf(pb: Buffer): number {
   if (pb.length < propertyFlagsBytes) throw propertiesError('no property flags');
   const first = pb.readUInt16BE(0);

@@ -16,7 +16,7 @@
 //   are not UTF-8 become U+FFFD; NaN payload bits of 'f'/'d' may be canonicalised.
 // Tables are objects with a null prototype, so a '__proto__' name is an ordinary key.
 import { AmqpError } from './errors.js';
-import { isUtf8At, textAt } from './text.js';
+import { internedTextAt, isUtf8At, textAt } from './text.js';
 
 export type FieldValue =
   | { type: 't'; value: boolean }
@@ -79,7 +79,7 @@ function entriesAt(b: Buffer, start: number, end: number, depth: number): FieldT
     const nameLen = b[o] as number;
     // the name and at least the tag must fit
     if (nameLen >= end - o - 1) throw tableError('field name past the end');
-    const name = textAt(b, o + 1, nameLen);
+    const name = internedTextAt(b, o + 1, nameLen);
     o += 1 + nameLen;
     const v = valueAt(b, o, end, depth);
     o = valueEnd;

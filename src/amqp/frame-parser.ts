@@ -39,9 +39,9 @@ export class FrameParser {
     return this.#frameMaxBytes;
   }
 
-  /** Octets held from earlier chunks: a partial frame. */
+  /** Octets of a partial frame received so far (its header included). */
   get bufferedBytes(): number {
-    return this.#headerHaveBytes + this.#pendingHaveBytes;
+    return this.#pending === undefined ? this.#headerHaveBytes : frameHeaderBytes + this.#pendingHaveBytes;
   }
 
   /** Feeds a chunk; calls onFrame for each complete frame. Throws AmqpError (501) on bad framing; exceptions from onFrame propagate. */
@@ -91,7 +91,8 @@ export class FrameParser {
     const need = size + 1;
     let buf = this.#spare;
     if (buf === undefined || buf.length < need) {
-      buf = Buffer.allocUnsafe(need);
+      // not from the shared pool: a kept spare would pin a pool slab
+      buf = Buffer.allocUnsafeSlow(need);
       this.#spare = need <= reassemblyKeepMaxBytes ? buf : undefined;
     }
     this.#pending = buf;

@@ -60,10 +60,11 @@ export class FrameWriter {
 
   /** Frame header at b[o]; returns the payload offset. */
   #header(o: number, type: number, channel: number, payloadBytes: number): number {
+    if ((channel & 0xffff) !== channel) throw new RangeError(`channel must be 0..65535, got ${channel}`);
     const b = this.#buf;
     b[o] = type;
-    b.writeUInt16BE(channel, o + 1);
-    b.writeUInt32BE(payloadBytes, o + 3);
+    put16(b, o + 1, channel);
+    put32(b, o + 3, payloadBytes);
     return o + frameHeaderBytes;
   }
 
@@ -86,7 +87,7 @@ export class FrameWriter {
     const o = this.#reserve(payloadBytes + frameOverheadBytes);
     const b = this.#buf;
     let p = this.#header(o, FrameType.method, channel, payloadBytes);
-    b.writeUInt32BE(Method.BasicDeliver, p);
+    put32(b, p, Method.BasicDeliver);
     p = copyInto(b, p + 4, consumerTag);
     p = writeTag(b, p, deliveryTag);
     b[p] = redelivered ? 1 : 0;
@@ -100,7 +101,7 @@ export class FrameWriter {
     const o = this.#reserve(payloadBytes + frameOverheadBytes);
     const b = this.#buf;
     let p = this.#header(o, FrameType.method, channel, payloadBytes);
-    b.writeUInt32BE(Method.BasicGetOk, p);
+    put32(b, p, Method.BasicGetOk);
     p = writeTag(b, p + 4, deliveryTag);
     b[p] = redelivered ? 1 : 0;
     p = copyInto(b, p + 1, exchangeAndRoutingKey);
@@ -131,7 +132,7 @@ export class FrameWriter {
     const o = this.#reserve(payloadBytes + frameOverheadBytes);
     const b = this.#buf;
     let p = this.#header(o, FrameType.header, channel, payloadBytes);
-    b.writeUInt16BE(classId, p);
+    put16(b, p, classId);
     b[p + 2] = 0;
     b[p + 3] = 0;
     p = writeTag(b, p + 4, bodySize);
@@ -188,10 +189,25 @@ function copyInto(b: Buffer, o: number, src: Uint8Array): number {
 }
 
 function writeTag(b: Buffer, o: number, v: number): number {
-  if (!(v >= 0 && v <= Number.MAX_SAFE_INTEGER)) throw new RangeError(`longlong must be within 0..2^53-1, got ${v}`);
+  if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`longlong must be an integer within 0..2^53-1, got ${v}`);
   const high = Math.floor(v / twoTo32);
-  b.writeUInt32BE(high, o);
-  return b.writeUInt32BE(v - high * twoTo32, o + 4);
+  put32(b, o, high);
+  put32(b, o + 4, v - high * twoTo32);
+  return o + 8;
+}
+
+// Plain octet stores: on the delivery path they beat Buffer#writeUInt*BE's argument checks.
+// Callers pass values already known to fit (channel, ids, sizes from lengths).
+function put16(b: Buffer, o: number, v: number): void {
+  b[o] = v >>> 8;
+  b[o + 1] = v;
+}
+
+function put32(b: Buffer, o: number, v: number): void {
+  b[o] = v >>> 24;
+  b[o + 1] = v >>> 16;
+  b[o + 2] = v >>> 8;
+  b[o + 3] = v;
 }
 
 /** A shortstr with its length octet, for basicDeliver's consumer tag. Throws RangeError past 255 bytes. */

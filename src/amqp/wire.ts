@@ -4,7 +4,7 @@
 import { AmqpError, octetsSnippet } from './errors.js';
 import type { FieldTable } from './field-table.js';
 import { decodeTableEntries, encodedTableBytes, writeTable } from './field-table.js';
-import { isUtf8At, textAt } from './text.js';
+import { internedTextAt, isUtf8At } from './text.js';
 
 const frameError = 501;
 const syntaxError = 502;
@@ -19,7 +19,7 @@ export function fieldsError(id: number, b: Buffer, start: number, end: number): 
 }
 
 export function shortstrAt(b: Buffer, start: number, len: number): string {
-  return textAt(b, start, len);
+  return internedTextAt(b, start, len);
 }
 
 /** A shortstr that must be UTF-8, as RabbitMQ asserts for names outside the publish path. */
@@ -27,7 +27,7 @@ export function utf8ShortstrAt(b: Buffer, start: number, len: number, id: number
   if (!isUtf8At(b, start, start + len)) {
     throw AmqpError.of(frameError, 'Malformed UTF-8 in shortstr', id >>> 16, id & 0xffff);
   }
-  return textAt(b, start, len);
+  return internedTextAt(b, start, len);
 }
 
 /** An unsigned 64-bit field as a number; past 2^53-1 it cannot be exact, so it is refused. */

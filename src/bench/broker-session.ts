@@ -4,6 +4,7 @@ import { connect } from 'amqplib';
 import type { Channel, ChannelModel } from 'amqplib';
 import type { BenchOptions } from './options.js';
 import type { Topology } from './topology.js';
+import { withinMillis } from './wake-signal.js';
 
 export interface BrokerIdentity {
   readonly product: string;
@@ -12,6 +13,8 @@ export interface BrokerIdentity {
 
 /** A TCP connect or AMQP handshake slower than this is a broker that is not there. */
 const CONNECT_TIMEOUT_MS = 10_000;
+/** A declare, delete or passive declare unanswered this long means the broker is wedged. */
+const REPLY_MAX_MS = 15_000;
 /** Queue types RabbitMQ only accepts as durable. */
 const DURABLE_ONLY_QUEUE_TYPES = new Set(['quorum', 'stream']);
 
@@ -38,31 +41,38 @@ export class BrokerSession {
   async declare(topology: Topology, options: BenchOptions): Promise<number[]> {
     const durable = options.persistent || DURABLE_ONLY_QUEUE_TYPES.has(String(options.queueArgs['x-queue-type'] ?? ''));
     if (topology.exchange !== '' && !topology.exchange.startsWith('amq.')) {
-      await this.channel.assertExchange(topology.exchange, topology.exchangeType, { durable, autoDelete: false });
+      await this.reply(`exchange.declare ${topology.exchange}`, this.channel.assertExchange(topology.exchange, topology.exchangeType, { durable, autoDelete: false }));
     }
     const depths: number[] = [];
     for (const queue of topology.queues) {
-      const reply = await this.channel.assertQueue(queue, { durable, autoDelete: false, exclusive: false, arguments: { ...options.queueArgs } });
-      depths.push(reply.messageCount);
+      const declared = this.channel.assertQueue(queue, { durable, autoDelete: false, exclusive: false, arguments: { ...options.queueArgs } });
+      depths.push((await this.reply(`queue.declare ${queue}`, declared)).messageCount);
     }
-    for (const binding of topology.bindings) await this.channel.bindQueue(binding.queue, topology.exchange, binding.bindingKey);
+    for (const binding of topology.bindings) {
+      await this.reply(`queue.bind ${binding.queue}`, this.channel.bindQueue(binding.queue, topology.exchange, binding.bindingKey));
+    }
     return depths;
   }
 
   /** Ready messages per queue, by passive declare. */
   async queueDepths(queues: readonly string[]): Promise<number[]> {
     const depths: number[] = [];
-    for (const queue of queues) depths.push((await this.channel.checkQueue(queue)).messageCount);
+    for (const queue of queues) depths.push((await this.reply(`passive queue.declare ${queue}`, this.channel.checkQueue(queue))).messageCount);
     return depths;
   }
 
   async teardown(topology: Topology): Promise<void> {
-    for (const queue of topology.queues) await this.channel.deleteQueue(queue);
-    if (topology.ownsExchange) await this.channel.deleteExchange(topology.exchange);
+    for (const queue of topology.queues) await this.reply(`queue.delete ${queue}`, this.channel.deleteQueue(queue));
+    if (topology.ownsExchange) await this.reply(`exchange.delete ${topology.exchange}`, this.channel.deleteExchange(topology.exchange));
+  }
+
+  private async reply<T>(what: string, pending: Promise<T>): Promise<T> {
+    if (!(await withinMillis(pending, REPLY_MAX_MS))) throw new Error(`no reply to ${what} within ${REPLY_MAX_MS} ms`);
+    return pending;
   }
 
   async close(): Promise<void> {
-    await this.connection.close().catch(() => undefined);
+    await withinMillis(this.connection.close().catch(() => undefined), REPLY_MAX_MS);
   }
 
   /**

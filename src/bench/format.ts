@@ -26,12 +26,12 @@ export function padRight(text: string, width: number): string {
   return text.length >= width ? text : text + ' '.repeat(width - text.length);
 }
 
-/** Rows of cells → aligned text; the first column left-aligned, the rest right-aligned. */
-export function formatTable(rows: readonly (readonly string[])[]): string {
+/** Rows of cells → aligned text; the first `leftColumns` columns left-aligned, the rest right-aligned. */
+export function formatTable(rows: readonly (readonly string[])[], leftColumns = 1): string {
   const widths: number[] = [];
   for (const row of rows) row.forEach((cell, index) => (widths[index] = Math.max(widths[index] ?? 0, cell.length)));
   return rows
-    .map((row) => row.map((cell, index) => (index === 0 ? padRight(cell, widths[index] ?? 0) : padLeft(cell, widths[index] ?? 0))).join('  ').trimEnd())
+    .map((row) => row.map((cell, index) => (index < leftColumns ? padRight(cell, widths[index] ?? 0) : padLeft(cell, widths[index] ?? 0))).join('  ').trimEnd())
     .join('\n');
 }
 

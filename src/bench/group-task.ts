@@ -62,6 +62,8 @@ export interface GroupResult {
   readonly consumers: readonly ConsumerTotals[];
   readonly deliverLatency: string;
   readonly confirmLatency: string;
+  /** Share of the run this thread's event loop was busy (0..1): near 1 means the generator, not the broker, set the pace. */
+  readonly eventLoopUtilization: number;
   /** Errors of clients in this group, as text; the run fails if any. */
   readonly errors: readonly string[];
 }

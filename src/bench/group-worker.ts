@@ -1,5 +1,6 @@
 // Piscina worker entry: runs one group of clients as a single long task. It connects them,
 // reports ready, waits for the main thread's phases, and returns totals and histograms.
+import { performance } from 'node:perf_hooks';
 import { connect } from 'amqplib';
 import type { ChannelModel } from 'amqplib';
 import { Consumer } from './consumer.js';
@@ -43,6 +44,7 @@ export default async function runClientGroup(task: GroupTask): Promise<GroupResu
   const reporter = setInterval(() => task.progressPort.postMessage(latency.takeInterval()), PROGRESS_INTERVAL_MS);
   const producers: Producer[] = [];
   const consumers: Consumer[] = [];
+  let utilization = 0;
   try {
     await Promise.all([
       ...task.producers.map(async (spec) => {
@@ -62,7 +64,10 @@ export default async function runClientGroup(task: GroupTask): Promise<GroupResu
     // never mistakes a group that has not started for one whose producers have finished.
     const producerRuns = producers.map((producer) => producer.runToEnd().catch((error: unknown) => fail('producer', error)));
     counters.markGroupReady();
+    await counters.waitForPhase(Phase.running);
+    const loopAtStart = performance.eventLoopUtilization();
     await counters.waitForPhase(Phase.stopConsuming);
+    utilization = performance.eventLoopUtilization(loopAtStart).utilization;
     await Promise.all(producerRuns);
     if (counters.phase() < Phase.abort) {
       await Promise.all(consumers.map(async (consumer) => {
@@ -84,6 +89,7 @@ export default async function runClientGroup(task: GroupTask): Promise<GroupResu
     consumers: consumers.map((consumer) => consumer.totals()),
     deliverLatency: encodeHistogram(latency.deliverTotal),
     confirmLatency: encodeHistogram(latency.confirmTotal),
+    eventLoopUtilization: utilization,
     errors,
   };
 }

@@ -10,11 +10,13 @@ export interface PlotSeries {
 const WIDTH_PX = 900;
 const HEIGHT_PX = 520;
 const MARGIN_LEFT_PX = 80;
-const MARGIN_RIGHT_PX = 230;
+const MARGIN_RIGHT_PX = 30;
 const MARGIN_TOP_PX = 50;
 const MARGIN_BOTTOM_PX = 60;
 /** Always show at least up to 99.9%, so short runs still get a readable axis. */
 const MIN_DECADES = 3;
+/** The legend sits inside the plot, top left, where latency-by-percentile curves are lowest. */
+const LEGEND_ROW_PX = 20;
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
 
 /** The x position of a percentile (0..1) in decades: 0.9 → 1, 0.99 → 2. */
@@ -53,16 +55,23 @@ export function plotLatencySvg(title: string, series: readonly PlotSeries[]): st
   parts.push(`<text x="${MARGIN_LEFT_PX + plotWidthPx / 2}" y="${HEIGHT_PX - 16}" text-anchor="middle">Percentile</text>`);
   parts.push(`<text transform="translate(20 ${MARGIN_TOP_PX + plotHeightPx / 2}) rotate(-90)" text-anchor="middle">Latency (milliseconds)</text>`);
   finite.forEach((entry, index) => {
-    const color = COLORS[index % COLORS.length] ?? '#000';
     const points = entry.rows.map((row) => `${fixed(xOf(row.percentile))},${fixed(yOf(row.valueMillis))}`).join(' ');
-    if (points !== '') parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${points}"><title>${escapeXml(entry.label)}</title></polyline>`);
-    const legendY = MARGIN_TOP_PX + 10 + index * 20;
-    const legendX = MARGIN_LEFT_PX + plotWidthPx + 16;
-    parts.push(`<line x1="${legendX}" y1="${legendY}" x2="${legendX + 24}" y2="${legendY}" stroke="${color}" stroke-width="3"/>`);
+    if (points !== '') parts.push(`<polyline fill="none" stroke="${colorOf(index)}" stroke-width="2" points="${points}"><title>${escapeXml(entry.label)}</title></polyline>`);
+  });
+  const legendWidthPx = Math.min(plotWidthPx - 20, 40 + 7 * Math.max(0, ...finite.map((entry) => entry.label.length)));
+  parts.push(`<rect x="${MARGIN_LEFT_PX + 10}" y="${MARGIN_TOP_PX + 10}" width="${legendWidthPx}" height="${finite.length * LEGEND_ROW_PX + 10}" fill="white" fill-opacity="0.9" stroke="#ccc"/>`);
+  finite.forEach((entry, index) => {
+    const legendY = MARGIN_TOP_PX + 25 + index * LEGEND_ROW_PX;
+    const legendX = MARGIN_LEFT_PX + 20;
+    parts.push(`<line x1="${legendX}" y1="${legendY}" x2="${legendX + 24}" y2="${legendY}" stroke="${colorOf(index)}" stroke-width="3"/>`);
     parts.push(`<text x="${legendX + 30}" y="${legendY}" dominant-baseline="middle">${escapeXml(entry.label)}</text>`);
   });
   parts.push('</svg>');
   return `${parts.join('\n')}\n`;
+}
+
+function colorOf(index: number): string {
+  return COLORS[index % COLORS.length] ?? '#000';
 }
 
 /** 0 → "0%", 1 → "90%", 2 → "99%", 3 → "99.9%" … */

@@ -8,12 +8,14 @@ import type { GroupLatency } from './group-latency.js';
 import type { GroupWorkload, ProducerSpec, ProducerTotals } from './group-task.js';
 import { ClientSlot, Phase } from './shared-counters.js';
 import type { SharedCounters } from './shared-counters.js';
-import { Gate, sleepMillis, unlessStopped, yieldToEventLoop } from './wake-signal.js';
+import { Gate, sleepMillis, unlessStopped, withinMillis, yieldToEventLoop } from './wake-signal.js';
 
 /** Publishes between yields to the event loop, so amqplib's muxer and same-thread consumers get turns. */
 const PUBLISH_BATCH_MESSAGES = 200;
 /** How long a stopped producer waits for the broker's last confirms before reporting them missing. */
 const CONFIRM_SETTLE_MAX_MS = 30_000;
+/** A broker that does not answer channel.close in this long is wedged; stop waiting for it. */
+const CLOSE_MAX_MS = 5000;
 
 export class Producer {
   private published = 0;
@@ -63,7 +65,10 @@ export class Producer {
       await this.counters.waitForPhase(Phase.running);
       await this.publishLoop(this.counters.waitForPhase(Phase.stopPublishing), this.counters.startMicros());
       await this.settle();
-      if (this.counters.phase() < Phase.abort && !this.channelClosed) await this.channel.close();
+      if (this.counters.phase() < Phase.abort && !this.channelClosed) {
+        // close-ok also tells us the broker has taken every publish sent before it.
+        if (!(await withinMillis(this.channel.close(), CLOSE_MAX_MS))) throw new Error(`no channel.close-ok within ${CLOSE_MAX_MS} ms`);
+      }
     } finally {
       this.counters.set(this.spec.client, ClientSlot.running, 0);
     }

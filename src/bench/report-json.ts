@@ -45,7 +45,7 @@ export interface RunJson {
   readonly confirmed: number;
   readonly nacked: number;
   readonly unconfirmed: number;
-  readonly accounting: RunResult['accounting'];
+  readonly accounting: Omit<RunResult['accounting'], 'inQueues'> & { readonly inQueues: number | null };
   readonly generatorCpu: RunResult['cpu'];
   readonly latencyMicros: { readonly deliver: LatencySummary; readonly confirm: LatencySummary };
   readonly errors: readonly string[];
@@ -79,7 +79,7 @@ export function runToJson(run: RunResult): RunJson {
     confirmed: run.confirmed,
     nacked: run.nacked,
     unconfirmed: run.unconfirmed,
-    accounting: run.accounting,
+    accounting: { ...run.accounting, inQueues: run.accounting.inQueues ?? null },
     generatorCpu: run.cpu,
     latencyMicros: { deliver: summarize(run.deliverLatency), confirm: summarize(run.confirmLatency) },
     errors: run.errors,

@@ -1,6 +1,6 @@
 // The human-readable report: the workload, each run's summary, the comparison and the
 // full percentile distributions.
-import type { Comparison } from './compare.js';
+import type { ComparedMetric, Comparison } from './compare.js';
 import { formatCount, formatMillis, formatTable } from './format.js';
 import { formatHgrm } from './hgrm.js';
 import type { LatencyHistogram } from './latency-histogram.js';
@@ -44,8 +44,9 @@ export function formatRunSummary(run: RunResult): string {
   }
   const before = accounting.inQueuesBefore === 0 ? '' : ` (after ${formatCount(accounting.inQueuesBefore)} already there)`;
   lines.push(
-    `  accounting ${accounting.routed === accounting.published ? 'published' : 'routed'} ${formatCount(accounting.routed)} ${accounting.balanced ? '=' : '≠'} consumed ${formatCount(accounting.consumed)} + left in queues ${formatCount(accounting.inQueues)}${before}  ${accounting.balanced ? 'ok' : 'MISMATCH'}`,
+    `  accounting ${accounting.routed === accounting.published ? 'published' : 'routed'} ${formatCount(accounting.routed)} ${accounting.balanced ? '=' : '≠'} consumed ${formatCount(accounting.consumed)} + left in queues ${accounting.inQueues === undefined ? 'unknown' : formatCount(accounting.inQueues)}${before}  ${accounting.balanced ? 'ok' : accounting.inQueues === undefined ? 'UNCHECKED' : 'MISMATCH'}`,
     `  bench CPU  ${run.cpu.percentOfOneCore.toFixed(0)}% of one core = ${run.cpu.percentOfMachine.toFixed(0)}% of the ${run.cpu.cores}-core machine (user ${(run.cpu.userMicros / 1e6).toFixed(2)} s, system ${(run.cpu.systemMicros / 1e6).toFixed(2)} s over ${run.totalSeconds.toFixed(2)} s)`,
+    `  client threads busy ${run.cpu.threadBusy.map((busy) => `${(busy * 100).toFixed(0)}%`).join(', ')} (event-loop utilization)${saturated(run) ? ' — a client thread was saturated: the generator may have set the pace' : ''}`,
   );
   lines.push(indent(latencyTable([
     ['publish→deliver', run.deliverLatency],
@@ -53,6 +54,13 @@ export function formatRunSummary(run: RunResult): string {
   ])));
   for (const error of run.errors) lines.push(`  error: ${error}`);
   return lines.join('\n');
+}
+
+/** Above this event-loop utilization a client thread had no slack left. */
+const THREAD_SATURATED_FRACTION = 0.9;
+
+function saturated(run: RunResult): boolean {
+  return run.cpu.threadBusy.some((busy) => busy > THREAD_SATURATED_FRACTION);
 }
 
 export function latencyTable(rows: readonly (readonly [string, LatencyHistogram])[]): string {
@@ -70,20 +78,32 @@ export function latencyTable(rows: readonly (readonly [string, LatencyHistogram]
 }
 
 export function formatComparison(comparison: Comparison): string {
-  const header = ['round'];
-  for (const metric of comparison.metrics) header.push(`A ${metric.title}`, `B ${metric.title}`, 'A/B');
-  const rows = comparison.rows.map((row) => {
-    const cells = [String(row.round)];
-    for (const metric of comparison.metrics) {
-      const value = row.values[metric.key];
-      cells.push(formatMetric(metric.key, value?.a), formatMetric(metric.key, value?.b), value?.ratio === undefined ? '-' : value.ratio.toFixed(2));
-    }
-    return cells;
-  });
-  return `comparison (A/B > 1 means A is higher: better for msg/s, worse for latency and CPU)\n${formatTable([header, ...rows])}`;
+  return `comparison (A/B > 1 means A is higher: better for msg/s, worse for latency and CPU)\n${formatTable(comparisonTableRows(comparison, 'A', 'B'), 2)}`;
 }
 
-function formatMetric(key: string, value: number | undefined): string {
+/** Header, then three rows a round (A, B, A/B) and three for the medians; shared with docs/benchmarks.md. */
+export function comparisonTableRows(
+  comparison: { readonly metrics: readonly Pick<ComparedMetric, 'key' | 'title'>[]; readonly rows: Comparison['rows'] },
+  nameA: string,
+  nameB: string,
+): string[][] {
+  const header = ['round', '', ...comparison.metrics.map((metric) => metric.title)];
+  const rows: string[][] = [header];
+  for (const row of comparison.rows) {
+    const round = String(row.round);
+    const value = (key: string) => row.values[key];
+    rows.push([round, nameA, ...comparison.metrics.map((metric) => formatMetric(metric.key, value(metric.key)?.a))]);
+    rows.push([round, nameB, ...comparison.metrics.map((metric) => formatMetric(metric.key, value(metric.key)?.b))]);
+    rows.push([round, 'A/B', ...comparison.metrics.map((metric) => formatRatioCell(value(metric.key)?.ratio))]);
+  }
+  return rows;
+}
+
+function formatRatioCell(ratio: number | undefined): string {
+  return ratio === undefined ? '-' : ratio.toFixed(2);
+}
+
+export function formatMetric(key: string, value: number | undefined): string {
   if (value === undefined) return '-';
   if (key.endsWith('Millis')) return formatMillis(value * 1000);
   return formatCount(value);

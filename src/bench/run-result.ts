@@ -10,6 +10,8 @@ export interface GeneratorCpu {
   /** The same, divided by the machine's cores: 50 on a 2-core machine is one full core. */
   readonly percentOfMachine: number;
   readonly cores: number;
+  /** Per client thread, the share of the run its event loop was busy (0..1). */
+  readonly threadBusy: readonly number[];
 }
 
 export interface Accounting {
@@ -17,8 +19,8 @@ export interface Accounting {
   /** Queue copies the routing produced (published × queues each message reaches). */
   readonly routed: number;
   readonly consumed: number;
-  /** Messages left in the queues at the end, less what they held before the run. */
-  readonly inQueues: number;
+  /** Messages left in the queues at the end, less what they held before the run; undefined if the broker did not say. */
+  readonly inQueues: number | undefined;
   readonly inQueuesBefore: number;
   readonly balanced: boolean;
 }

@@ -17,7 +17,7 @@ import { redactUrl } from './run-result.js';
 import { ClientSlot, CounterTotals, createSharedCounters, Phase, SharedCounters } from './shared-counters.js';
 import { consumableCopies, planTopology, routedCopies } from './topology.js';
 import type { Topology } from './topology.js';
-import { sleepMillis } from './wake-signal.js';
+import { sleepMillis, withinMillis } from './wake-signal.js';
 
 /** Main-thread polling period for stop conditions: 20 wake-ups a second cost nothing. */
 const POLL_MS = 50;
@@ -26,6 +26,8 @@ const PROGRESS_INTERVAL_MICROS = 1_000_000;
 const READY_MAX_MS = 30_000;
 /** Producers wait up to 30 s for their confirms; this adds room to close. */
 const PRODUCERS_STOP_MAX_MS = 40_000;
+/** Groups bound each close by 5 s (cancel, then connection close); this leaves room for both. */
+const GROUPS_FINISH_MAX_MS = 15_000;
 /** Consumers that have taken nothing for this long have drained what they can reach. */
 const DRAIN_IDLE_MS = 500;
 /** A backlog larger than this drains after the run is reported as left in the queue. */
@@ -63,14 +65,22 @@ export async function runWorkload(context: RunContext): Promise<RunResult> {
       throw new BenchRunError(`declaring queues on ${redactUrl(url)} failed: ${describe(error)}`);
     }
     const measured = await runClients(context, topology);
-    let depthsAfter: number[];
+    // A failure from here on still reports the run: its figures are measured, only the accounting is unknown.
+    const lateErrors: string[] = [];
+    let depthsAfter: number | undefined;
     try {
-      depthsAfter = await session.queueDepths(topology.queues);
-      if (!options.keepQueues) await session.teardown(topology);
+      depthsAfter = sum(await session.queueDepths(topology.queues));
     } catch (error: unknown) {
-      throw new BenchRunError(`reading queue depths on ${redactUrl(url)} failed: ${describe(error)}`);
+      lateErrors.push(`reading queue depths: ${describe(error)}`);
     }
-    return assemble(context, topology, session, measured, sum(depthsBefore), sum(depthsAfter));
+    if (!options.keepQueues) {
+      try {
+        await session.teardown(topology);
+      } catch (error: unknown) {
+        lateErrors.push(`deleting queues: ${describe(error)}`);
+      }
+    }
+    return assemble(context, topology, session, { ...measured, errors: [...measured.errors, ...lateErrors] }, sum(depthsBefore), depthsAfter);
   } finally {
     await session.close();
   }
@@ -82,7 +92,7 @@ interface Measured {
   readonly totalSeconds: number;
   readonly publishedInWindow: number;
   readonly consumedInWindow: number;
-  readonly cpu: GeneratorCpu;
+  readonly cpu: Omit<GeneratorCpu, 'threadBusy'>;
   readonly errors: readonly string[];
 }
 
@@ -135,9 +145,13 @@ async function runClients(context: RunContext, topology: Topology): Promise<Meas
     const consumedInWindow = totals.sum(ClientSlot.consumed);
     counters.advancePhase(Phase.stopPublishing);
     await waitUntil(() => totals.runningCount() === 0 || counters.phase() >= Phase.abort, PRODUCERS_STOP_MAX_MS);
+    if (totals.runningCount() > 0 && counters.phase() < Phase.abort) {
+      failures.push(`producers still running ${PRODUCERS_STOP_MAX_MS} ms after being told to stop`);
+      counters.advancePhase(Phase.abort);
+    }
     await drain(counters, totals, topology);
     counters.advancePhase(Phase.stopConsuming);
-    const settled = await Promise.all(tasks);
+    const settled = await settleTasks(tasks, counters, failures);
     const endMicros = nowMicros();
     const cpuUsed = process.cpuUsage(cpuBefore);
     const groups = settled.filter((result): result is GroupResult => result !== undefined);
@@ -152,9 +166,22 @@ async function runClients(context: RunContext, topology: Topology): Promise<Meas
     };
   } finally {
     counters.advancePhase(Phase.finished);
-    await Promise.all(tasks);
     for (const port of ports) port.close();
   }
+}
+
+/**
+ * Waits for every group to return. Each bounds its own closing, so a group still out after
+ * that is stuck: abort the rest, and past a second bound give up on it (the pool's destroy
+ * terminates its thread).
+ */
+async function settleTasks(tasks: readonly Promise<GroupResult | undefined>[], counters: SharedCounters, failures: string[]): Promise<(GroupResult | undefined)[]> {
+  const all = Promise.all(tasks);
+  if (await withinMillis(all, GROUPS_FINISH_MAX_MS)) return all;
+  failures.push(`client threads did not finish within ${GROUPS_FINISH_MAX_MS} ms of the stop`);
+  counters.advancePhase(Phase.abort);
+  if (await withinMillis(all, GROUPS_FINISH_MAX_MS)) return all;
+  return [];
 }
 
 /** Until the duration is up, the producers have spent their budget, the user interrupts or a client fails. */
@@ -223,14 +250,14 @@ async function drain(counters: SharedCounters, totals: CounterTotals, topology: 
   }
 }
 
-function assemble(context: RunContext, topology: Topology, session: BrokerSession, measured: Measured, depthsBefore: number, depthsAfter: number): RunResult {
+function assemble(context: RunContext, topology: Topology, session: BrokerSession, measured: Measured, depthsBefore: number, depthsAfter: number | undefined): RunResult {
   const producerTotals = measured.groups.flatMap((group) => group.producers);
   const consumerTotals = measured.groups.flatMap((group) => group.consumers);
   const publishedBy = new Map(producerTotals.map((totals) => [totals.client, totals.published]));
   const published = sum(producerTotals.map((totals) => totals.published));
   const routed = routedCopies(topology, (client) => publishedBy.get(client) ?? 0);
   const consumed = sum(consumerTotals.map((totals) => totals.consumed));
-  const inQueues = depthsAfter - depthsBefore;
+  const inQueues = depthsAfter === undefined ? undefined : depthsAfter - depthsBefore;
   const windowSeconds = Math.max(measured.windowSeconds, 1e-6);
   return {
     label: context.label,
@@ -248,15 +275,15 @@ function assemble(context: RunContext, topology: Topology, session: BrokerSessio
     confirmed: sum(producerTotals.map((totals) => totals.confirmed)),
     nacked: sum(producerTotals.map((totals) => totals.nacked)),
     unconfirmed: sum(producerTotals.map((totals) => totals.unconfirmed)),
-    accounting: { published, routed, consumed, inQueues, inQueuesBefore: depthsBefore, balanced: consumed + inQueues === routed },
-    cpu: measured.cpu,
+    accounting: { published, routed, consumed, inQueues, inQueuesBefore: depthsBefore, balanced: inQueues !== undefined && consumed + inQueues === routed },
+    cpu: { ...measured.cpu, threadBusy: measured.groups.map((group) => group.eventLoopUtilization) },
     deliverLatency: mergeHistograms(measured.groups.map((group) => decodeHistogram(group.deliverLatency))),
     confirmLatency: mergeHistograms(measured.groups.map((group) => decodeHistogram(group.confirmLatency))),
     errors: measured.errors,
   };
 }
 
-function generatorCpu(used: NodeJS.CpuUsage, wallMicros: number): GeneratorCpu {
+function generatorCpu(used: NodeJS.CpuUsage, wallMicros: number): Omit<GeneratorCpu, 'threadBusy'> {
   const cores = availableParallelism();
   const percentOfOneCore = wallMicros > 0 ? ((used.user + used.system) / wallMicros) * 100 : 0;
   return { userMicros: used.user, systemMicros: used.system, percentOfOneCore, percentOfMachine: percentOfOneCore / cores, cores };

@@ -2,6 +2,14 @@
 // Entry point of `npm run bench` (and of `warren bench`, which hands its arguments here).
 import { runBench } from '../bench/bench-main.js';
 
+// `npm run bench | head` closes stdout early; that is the reader's choice, not a failure.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw error;
+  });
+}
+
 let interrupted = false;
 process.on('SIGINT', () => {
   // The first Ctrl-C ends the current run cleanly (queues deleted, report printed); the second quits.

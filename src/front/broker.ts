@@ -20,7 +20,9 @@ import type { ConsumerRef, QueueMeta } from './queue-meta.js';
 import type { ShardLink } from './shard-link.js';
 import { UserStore, type User } from './users.js';
 import { PolicyStore, policyQueueSettings } from './policies.js';
+import { LatencyRecorder, type LatencyExport } from '../metrics/latency.js';
 import { VHost } from './vhost.js';
+import { isDeathCycle } from '../shard/dead-letter.js';
 
 /** Front→shard bytes waiting outside a full ring before the publishing socket stops being read. */
 const ringPendingPauseBytes = 4 * 1024 * 1024;
@@ -46,6 +48,9 @@ export class Broker {
   /** Set while publishers are blocked (connection.blocked sent); the reason string. */
   blockedReason: string | undefined;
   readonly policies = new PolicyStore();
+  /** Front-side histograms: publish→confirm (node-wide). */
+  readonly latency = new LatencyRecorder();
+  readonly publishToConfirm = this.latency.get('publish_to_confirm');
   /** Persists durable definitions (set by the node); resolves once they are on disk. */
   onDefinitionsChanged: () => Promise<void> = () => Promise.resolve();
 
@@ -282,6 +287,12 @@ export class Broker {
     return m;
   }
 
+  /** Every histogram of the node: the front's and each shard's. */
+  async collectLatency(): Promise<LatencyExport[]> {
+    const fromShards = await Promise.all(this.shards.map((s) => s.latency()));
+    return [...this.latency.export(), ...fromShards.flat()];
+  }
+
   // ---- exchanges ----------------------------------------------------------------
 
   deleteExchange(vhost: VHost, name: string): void {
@@ -330,6 +341,17 @@ export class Broker {
     if (q.autoDelete && q.hadConsumer && q.consumers.size === 0 && !q.deleted) {
       void this.deleteQueue(q, 'auto-deleted (last consumer gone)');
     }
+  }
+
+  /** Closes the matching connections with 320 CONNECTION_FORCED (their vhost or user was deleted); returns how many. */
+  closeConnections(match: (c: Connection) => boolean, explanation: string): number {
+    let n = 0;
+    for (const c of [...this.connections]) {
+      if (!match(c)) continue;
+      c.close(ReplyCode.connectionForced, `CONNECTION_FORCED - ${explanation}`);
+      n++;
+    }
+    return n;
   }
 
   connectionClosed(conn: Connection): void {
@@ -420,30 +442,12 @@ export class Broker {
     const headers = peekHeaders(payload.subarray(layout.propsStart, layout.propsEnd));
     const routed: string[] = [];
     vhost.graph.route(exchange, routingKey, () => headers, vhost.queueExists, routed);
-    const targets = routed.filter((name) => !isDeadLetterCycle(headers, name));
+    const targets = routed.filter((name) => !isDeathCycle(headers, name));
     for (const [shard, ids] of this.groupByShard(vhost, targets)) {
       shard.publish(0, 0, 0, ids, payload);
       this.noteShardWrite(shard, undefined);
     }
   }
-}
-
-/**
- * RabbitMQ drops a dead letter that would return to a queue it already died in, unless one
- * of those deaths was a rejection (a consumer decided, so it is not an automatic loop).
- */
-function isDeadLetterCycle(headers: FieldTable | undefined, queueName: string): boolean {
-  const deaths = headers?.['x-death'];
-  if (deaths?.type !== 'A') return false;
-  let seen = false;
-  for (const d of deaths.value) {
-    if (d.type !== 'F') continue;
-    const q = d.value['queue'];
-    const r = d.value['reason'];
-    if (r?.type === 'S' && r.value === 'rejected') return false;
-    if (q?.type === 'S' && q.value === queueName) seen = true;
-  }
-  return seen;
 }
 
 function isLoopback(address: string): boolean {

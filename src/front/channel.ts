@@ -14,6 +14,7 @@ import type { Connection } from './connection.js';
 import type { ConsumerRef, QueueMeta } from './queue-meta.js';
 import type { ShardLink } from './shard-link.js';
 import { methodHandlers } from './methods/index.js';
+import { recordUs } from '../metrics/latency.js';
 
 const basicClassId = 60;
 const expirationPattern = /^(0|[1-9][0-9]*)$/;
@@ -62,7 +63,7 @@ export class Channel {
   // publisher confirms
   confirmMode = false;
   private nextPublishSeq = 1;
-  private readonly unconfirmed = new Map<number, { remaining: number; ok: boolean }>();
+  private readonly unconfirmed = new Map<number, { remaining: number; ok: boolean; atMs: number }>();
   private readonly confirmedOk: number[] = [];
 
   // transactions
@@ -140,7 +141,14 @@ export class Channel {
         methodIdOf(m.id),
       );
     }
-    const result = handler(this, m.args as never);
+    let result: void | Promise<void>;
+    try {
+      result = handler(this, m.args as never);
+    } catch (err) {
+      // Name the failing method in the close, as RabbitMQ does, even when the error did not.
+      this.onError(err, m.id);
+      return;
+    }
     if (result instanceof Promise) {
       this.busy = true;
       result.then(
@@ -260,7 +268,8 @@ export class Channel {
   routeAndPublish(exchange: string, routingKey: string, mandatory: boolean, payload: Buffer, propsStart: number, propsEnd: number): void {
     const vhost = this.conn.vhost;
     const routed = this.routed;
-    routed.length = 0;
+    // pop() keeps the array's backing store; `length = 0` would drop it and allocate on every publish.
+    while (routed.length > 0) routed.pop();
     vhost.graph.route(exchange, routingKey, () => peekHeaders(payload.subarray(propsStart, propsEnd)), vhost.queueExists, routed);
     const seq = this.confirmMode ? this.nextPublishSeq++ : 0;
     const shards = this.broker.groupByShard(vhost, routed);
@@ -270,7 +279,7 @@ export class Channel {
       return;
     }
     const flags = seq !== 0 ? PublishFlag.confirm : 0;
-    if (seq !== 0) this.unconfirmed.set(seq, { remaining: shards.size, ok: true });
+    if (seq !== 0) this.unconfirmed.set(seq, { remaining: shards.size, ok: true, atMs: performance.now() });
     for (const [shard, queueIds] of shards) {
       shard.publish(this.key, seq, flags, queueIds, payload);
       this.broker.noteShardWrite(shard, this.conn);
@@ -294,6 +303,7 @@ export class Channel {
     if (!ok) u.ok = false;
     if (--u.remaining > 0) return;
     this.unconfirmed.delete(seq);
+    recordUs(this.broker.publishToConfirm, (performance.now() - u.atMs) * 1000);
     if (u.ok) this.confirmedOk.push(seq);
     else this.sendNack(seq);
   }

@@ -5,9 +5,9 @@
 import { FrameParser } from '../amqp/frame-parser.js';
 import { FrameWriter } from '../amqp/frame-writer.js';
 import { decodeMethod } from '../amqp/method-codec.js';
-import { AmqpError } from '../amqp/errors.js';
+import { AmqpError, octetsSnippet } from '../amqp/errors.js';
 import { PROTOCOL_HEADER } from '../amqp/constants.js';
-import { FrameType, Method, ReplyCode, frameMinBytes, isHardError, classIdOf, methodIdOf, methodName } from '../amqp/spec.generated.js';
+import { FrameType, Method, ReplyCode, frameMinBytes, isHardError, classIdOf, methodIdOf } from '../amqp/spec.generated.js';
 import type { AmqpMethod } from '../amqp/spec.generated.js';
 import type { FieldTable } from '../amqp/field-table.js';
 import { parseAmqplain, parsePlain } from '../amqp/sasl.js';
@@ -23,6 +23,22 @@ type State = 'header' | 'start' | 'tune' | 'open' | 'opened' | 'closing' | 'clos
 const handshakeTimeoutMs = 10_000;
 /** After we send connection.close, how long we wait for close-ok before dropping the socket. */
 const closeOkTimeoutMs = 3_000;
+/** After we end our side of the socket, how long the peer has to end its own before we reset it. */
+const endTimeoutMs = 3_000;
+/** The other protocol header RabbitMQ accepts and speaks 0-9-1 on: AMQP 0-9 ('AMQP' 1 1 0 9). */
+const PROTOCOL_HEADER_0_9: Buffer = Buffer.from([0x41, 0x4d, 0x51, 0x50, 1, 1, 0, 9]);
+/** The smallest channel_max a client may ask for (RabbitMQ's CHANNEL_MIN). */
+const channelMinCount = 1;
+/** RabbitMQ's names for the handshake states, used in its reply texts. */
+const rabbitStateName: Record<State, string> = {
+  header: 'handshake',
+  start: 'starting',
+  tune: 'tuning',
+  open: 'opening',
+  opened: 'running',
+  closing: 'closing',
+  closed: 'closed',
+};
 /** Socket output past which the connection's consumers are paused (slow reader). */
 export const socketHighWaterBytes = 1024 * 1024;
 
@@ -52,6 +68,9 @@ export class Connection {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private handshakeTimer: NodeJS.Timeout | undefined;
   private closeTimer: NodeJS.Timeout | undefined;
+  private endTimer: NodeJS.Timeout | undefined;
+  /** The frame parser failed: frame boundaries are lost and no more input is read. */
+  private inputLost = false;
   /** connection.blocked sent and not yet unblocked. */
   blockedSent = false;
   /** Sockets paused because a shard ring is full (backpressure on publishers). */
@@ -73,7 +92,9 @@ export class Connection {
     this.name = `${transport.remoteAddress}:${transport.remotePort} -> 127.0.0.1:${transport.localPort}`;
     this.channelMax = broker.config.channelMax;
     this.frameMaxBytes = broker.config.frameMaxBytes;
-    this.parser = new FrameParser(this.frameMaxBytes);
+    // Until tune-ok the limit is frame-min (as rabbit_reader's initial frame_max), so no peer
+    // makes us buffer more than 4 KiB before it has logged in.
+    this.parser = new FrameParser(frameMinBytes);
     transport.onData((chunk) => this.onData(chunk));
     transport.onDrain(() => this.onDrain());
     transport.onClose(() => this.onTransportClosed());
@@ -90,7 +111,7 @@ export class Connection {
   // ---- input ------------------------------------------------------------------
 
   private onData(chunk: Buffer): void {
-    if (this.state === 'closed') return;
+    if (this.state === 'closed' || this.inputLost) return;
     this.recvBytes += chunk.length;
     this.lastRecvMs = Date.now();
     try {
@@ -101,25 +122,35 @@ export class Connection {
       }
       this.parser.push(chunk, this.onFrame);
     } catch (err) {
+      // onFrame catches its own errors, so this one is the parser's: we have lost the frame
+      // boundaries and read nothing more from this peer (rabbit_reader's fatal_frame_error).
+      this.inputLost = true;
       this.fail(err);
     }
     this.flush();
   }
 
-  /** Accumulates the 8-byte protocol header; a wrong one is answered with ours, then the socket closes. */
+  /**
+   * Accumulates the 8-byte protocol header. As rabbit_reader does, 'AMQP' 0 0 9 1 and the
+   * 0-9 header 'AMQP' 1 1 0 9 both start a 0-9-1 connection; anything else is answered with
+   * our header and the socket closes (bytes that cannot begin with 'AMQP' at once).
+   */
   private onHeaderBytes(chunk: Buffer): Buffer | undefined {
     const all = this.headerBytes.length === 0 ? chunk : Buffer.concat([this.headerBytes, chunk]);
     const need = PROTOCOL_HEADER.length;
-    const prefix = all.subarray(0, Math.min(need, all.length));
+    const protocolIdBytes = 4;
+    const prefix = all.subarray(0, Math.min(protocolIdBytes, all.length));
     if (!PROTOCOL_HEADER.subarray(0, prefix.length).equals(prefix)) {
-      this.broker.log.info(`closing connection ${this.name}: bad protocol header`);
-      this.transport.write(PROTOCOL_HEADER);
-      this.state = 'closed';
-      this.transport.end();
+      this.refuseHeader(all);
       return undefined;
     }
     if (all.length < need) {
       this.headerBytes = Buffer.from(all);
+      return undefined;
+    }
+    const header = all.subarray(0, need);
+    if (!header.equals(PROTOCOL_HEADER) && !header.equals(PROTOCOL_HEADER_0_9)) {
+      this.refuseHeader(all);
       return undefined;
     }
     this.headerBytes = Buffer.alloc(0);
@@ -137,71 +168,83 @@ export class Connection {
     return all.subarray(need);
   }
 
+  private refuseHeader(received: Buffer): void {
+    this.broker.log.info(`closing connection ${this.name}: bad protocol header ${octetsSnippet(received, 0, received.length)}`);
+    this.transport.write(PROTOCOL_HEADER);
+    this.endSocket();
+  }
+
   private readonly onFrame = (type: number, channel: number, payload: Buffer): void => {
     this.recvFrames++;
     if (this.state === 'closed') return;
+    try {
+      this.onFrameUnchecked(type, channel, payload);
+    } catch (err) {
+      this.fail(err);
+    }
+  };
+
+  /** Dispatches one frame; the reply codes follow rabbit_reader:handle_frame and rabbit_command_assembler. */
+  private onFrameUnchecked(type: number, channel: number, payload: Buffer): void {
     if (type === FrameType.heartbeat) {
-      if (channel !== 0) throw new AmqpError(ReplyCode.frameError, `FRAME_ERROR - heartbeat frame on channel ${channel}`);
+      if (channel !== 0) throw unexpectedFrame(type, payload);
       return;
     }
     if (channel === 0) {
-      if (type !== FrameType.method) {
-        throw new AmqpError(ReplyCode.unexpectedFrame, `UNEXPECTED_FRAME - ${frameTypeName(type)} frame on channel 0`);
-      }
+      if (type !== FrameType.method) throw unexpectedFrame(type, payload);
       this.onMethod0(decodeMethod(payload));
       return;
     }
     if (this.state === 'closing') return; // discard everything but channel-0 close/close-ok
-    if (this.state !== 'opened') {
-      throw new AmqpError(ReplyCode.channelError, `CHANNEL_ERROR - expected 'connection.open' before frames on channel ${channel}`);
-    }
-    if (channel > this.channelMax) {
-      throw new AmqpError(ReplyCode.channelError, `CHANNEL_ERROR - channel ${channel} above the negotiated channel_max ${this.channelMax}`);
-    }
-    let ch = this.channels.get(channel);
+    if (this.state !== 'opened') throw unexpectedFrame(type, payload);
+    const ch = this.channels.get(channel);
     if (ch === undefined) {
-      if (type !== FrameType.method) {
-        throw new AmqpError(ReplyCode.channelError, `CHANNEL_ERROR - ${frameTypeName(type)} frame on channel ${channel} that is not open`);
-      }
-      const m = decodeMethod(payload);
-      if (m.id !== Method.ChannelOpen) {
-        throw new AmqpError(
-          ReplyCode.channelError,
-          `CHANNEL_ERROR - expected 'channel.open' on channel ${channel}, got '${methodName(m.id)}'`,
-          classIdOf(m.id),
-          methodIdOf(m.id),
-        );
-      }
-      ch = new Channel(this, channel);
-      this.channels.set(channel, ch);
-      this.sendMethod(channel, { id: Method.ChannelOpenOk, args: { channelId: '' } });
+      this.openChannel(channel, type, payload);
       return;
     }
     ch.onFrame(type, payload);
-  };
+  }
+
+  /** The first frame on a channel id not in use must be channel.open. */
+  private openChannel(channel: number, type: number, payload: Buffer): void {
+    const max = this.channelMax;
+    if (max !== 0 && this.channels.size >= max) {
+      throw AmqpError.of(ReplyCode.notAllowed, `number of channels opened (${this.channels.size}) has reached the negotiated channel_max (${max})`);
+    }
+    if (max !== 0 && channel > max) {
+      // RabbitMQ counts channels but never checks their numbers; the spec allows 1..channel-max only.
+      throw AmqpError.of(ReplyCode.notAllowed, `channel ${channel} is above the negotiated channel_max (${max})`);
+    }
+    if (type !== FrameType.method) {
+      throw AmqpError.of(ReplyCode.unexpectedFrame, 'expected method frame, got non method frame instead');
+    }
+    const m = decodeMethod(payload);
+    if (m.id !== Method.ChannelOpen) {
+      throw AmqpError.of(ReplyCode.channelError, `expected 'channel.open'`, classIdOf(m.id), methodIdOf(m.id));
+    }
+    const ch = new Channel(this, channel);
+    this.channels.set(channel, ch);
+    this.sendMethod(channel, { id: Method.ChannelOpenOk, args: { channelId: '' } });
+  }
 
   // ---- channel 0 --------------------------------------------------------------
 
+  /** Channel-0 methods; anything out of place is rabbit_reader's 504 "unexpected method in connection state". */
   private onMethod0(m: AmqpMethod): void {
-    const expect = (state: State, id: number): void => {
-      if (this.state !== state || m.id !== id) {
-        throw new AmqpError(
-          ReplyCode.commandInvalid,
-          `COMMAND_INVALID - unexpected '${methodName(m.id)}' during the connection handshake`,
-          classIdOf(m.id),
-          methodIdOf(m.id),
-        );
-      }
+    const unexpected = (): AmqpError =>
+      AmqpError.of(ReplyCode.channelError, `unexpected method in connection state ${rabbitStateName[this.state]}`, classIdOf(m.id), methodIdOf(m.id));
+    const expect = (state: State): void => {
+      if (this.state !== state) throw unexpected();
     };
     switch (m.id) {
       case Method.ConnectionStartOk:
-        expect('start', m.id);
+        expect('start');
         return this.onStartOk(m.args.mechanism, m.args.response, m.args.clientProperties);
       case Method.ConnectionTuneOk:
-        expect('tune', m.id);
+        expect('tune');
         return this.onTuneOk(m.args.channelMax, m.args.frameMax, m.args.heartbeat);
       case Method.ConnectionOpen:
-        expect('open', m.id);
+        expect('open');
         return this.onOpen(m.args.virtualHost);
       case Method.ConnectionClose:
         if (this.state === 'closing') {
@@ -216,21 +259,17 @@ export class Connection {
         this.finish();
         return;
       case Method.ConnectionCloseOk:
-        if (this.state === 'closing') this.finish();
+        if (this.state !== 'closing') throw unexpected();
+        this.finish();
         return;
-      case Method.ConnectionBlocked:
-      case Method.ConnectionUnblocked:
-        return; // a client telling us it is blocked has no effect on a broker
       case Method.ConnectionUpdateSecret:
+        expect('opened');
         this.sendMethod(0, { id: Method.ConnectionUpdateSecretOk, args: {} });
         return;
       default:
-        throw new AmqpError(
-          ReplyCode.commandInvalid,
-          `COMMAND_INVALID - '${methodName(m.id)}' is not allowed on channel 0`,
-          classIdOf(m.id),
-          methodIdOf(m.id),
-        );
+        // includes connection.blocked/unblocked from a client and channel methods on channel 0
+        if (this.state === 'closing') return;
+        throw unexpected();
     }
   }
 
@@ -249,23 +288,14 @@ export class Connection {
     if (mechanism === 'PLAIN') creds = parsePlain(response);
     else if (mechanism === 'AMQPLAIN') creds = parseAmqplain(response);
     else {
-      throw new AmqpError(ReplyCode.commandInvalid, `COMMAND_INVALID - unknown authentication mechanism '${mechanism}'`, 10, 11);
+      throw AmqpError.of(ReplyCode.commandInvalid, `unknown authentication mechanism '${mechanism}'`, 10, 11);
     }
     const user = creds === undefined ? undefined : this.broker.authenticate(creds.username, creds.password, this.transport.remoteAddress);
     if (user === undefined) {
       const name = creds?.username ?? '';
       this.broker.log.warn(`connection ${this.name}: login refused for user '${name}' (mechanism ${mechanism})`);
-      if (this.capabilities.authFailureClose) {
-        throw new AmqpError(
-          ReplyCode.accessRefused,
-          `ACCESS_REFUSED - Login was refused using authentication mechanism ${mechanism}. For details see the broker logfile.`,
-          10,
-          11,
-        );
-      }
-      this.state = 'closed';
-      this.transport.destroy();
-      return;
+      // Sent only to clients with the authentication_failure_close capability (see close()); RabbitMQ names no method.
+      throw AmqpError.of(ReplyCode.accessRefused, `Login was refused using authentication mechanism ${mechanism}. For details see the broker logfile.`);
     }
     this.user = user;
     this.state = 'tune';
@@ -277,16 +307,9 @@ export class Connection {
 
   private onTuneOk(channelMax: number, frameMax: number, heartbeat: number): void {
     const serverFrameMax = this.broker.config.frameMaxBytes;
-    if (frameMax !== 0 && frameMax < frameMinBytes) {
-      throw new AmqpError(ReplyCode.notAllowed, `NOT_ALLOWED - frame_max=${frameMax} < ${frameMinBytes} min size`, 10, 31);
-    }
-    if (frameMax > serverFrameMax) {
-      throw new AmqpError(ReplyCode.notAllowed, `NOT_ALLOWED - frame_max=${frameMax} > ${serverFrameMax} max size`, 10, 31);
-    }
     const serverChannelMax = this.broker.config.channelMax;
-    if (channelMax > serverChannelMax) {
-      throw new AmqpError(ReplyCode.notAllowed, `NOT_ALLOWED - channel_max=${channelMax} > ${serverChannelMax} max size`, 10, 31);
-    }
+    checkNegotiated('frame_max', frameMinBytes, serverFrameMax, frameMax);
+    checkNegotiated('channel_max', channelMinCount, serverChannelMax, channelMax);
     this.frameMaxBytes = frameMax === 0 ? serverFrameMax : frameMax;
     this.channelMax = channelMax === 0 ? serverChannelMax : channelMax;
     this.parser.setFrameMax(this.frameMaxBytes);
@@ -397,25 +420,47 @@ export class Connection {
     this.close(ReplyCode.internalError, 'INTERNAL_ERROR', 0, 0);
   }
 
-  /** Server-initiated connection.close; the socket goes once close-ok arrives (or after a timeout). */
+  /**
+   * Server-initiated connection.close; the socket goes once close-ok arrives (or after a
+   * timeout), at once when we no longer read input. During the handshake only the errors
+   * rabbit_reader:handle_exception answers get a connection.close; the rest just lose the socket.
+   */
   close(replyCode: number, replyText: string, classId = 0, methodId = 0): void {
     if (this.state === 'closing' || this.state === 'closed') return;
     if (!isHardError(replyCode) && replyCode !== ReplyCode.connectionForced && replyCode !== ReplyCode.accessRefused) {
       this.broker.log.warn(`connection ${this.name}: closing with soft error code ${replyCode}`);
     }
     this.broker.log.warn(`closing connection ${this.name}: ${replyText}`);
-    const wasHandshake = this.state !== 'opened';
+    const answered = this.answersWithClose(replyCode);
     this.state = 'closing';
     this.cleanupChannels();
+    if (!answered) {
+      this.finish();
+      return;
+    }
     this.sendMethod(0, { id: Method.ConnectionClose, args: { replyCode, replyText: replyText.slice(0, 255), classId, methodId } });
     this.flush();
-    if (wasHandshake) {
-      // During the handshake RabbitMQ does not wait for close-ok.
+    if (this.inputLost) {
       this.finish();
       return;
     }
     this.closeTimer = setTimeout(() => this.finish(), closeOkTimeoutMs);
     this.closeTimer.unref();
+  }
+
+  /** Whether an error in the current state is told to the peer (rabbit_reader:handle_exception's clauses). */
+  private answersWithClose(replyCode: number): boolean {
+    switch (this.state) {
+      case 'opened':
+      case 'open':
+        return true;
+      case 'start':
+        return replyCode === ReplyCode.accessRefused && this.capabilities.authFailureClose;
+      case 'tune':
+        return replyCode === ReplyCode.notAllowed;
+      default:
+        return false;
+    }
   }
 
   private cleanupChannels(): void {
@@ -426,15 +471,24 @@ export class Connection {
   private finish(): void {
     if (this.state === 'closed') return;
     this.flush();
+    this.endSocket();
+    this.teardown();
+  }
+
+  /** Ends our side after what was written; a peer that does not end its side in time is reset. */
+  private endSocket(): void {
     this.state = 'closed';
     this.transport.end();
-    this.teardown();
+    if (this.endTimer !== undefined) return;
+    this.endTimer = setTimeout(() => this.transport.destroy(), endTimeoutMs);
+    this.endTimer.unref();
   }
 
   private onTransportClosed(): void {
     if (this.state !== 'closed' && this.state !== 'header') {
       this.broker.log.info(`connection ${this.name} closed (socket)`);
     }
+    if (this.endTimer !== undefined) clearTimeout(this.endTimer);
     this.state = 'closed';
     this.teardown();
   }
@@ -456,15 +510,21 @@ export class Connection {
   }
 }
 
-function frameTypeName(type: number): string {
-  switch (type) {
-    case FrameType.method:
-      return 'method';
-    case FrameType.header:
-      return 'content header';
-    case FrameType.body:
-      return 'content body';
-    default:
-      return `type ${type}`;
-  }
+/**
+ * rabbit_reader:validate_negotiated_integer_value: a tune-ok value under the minimum, or 0
+ * ("no limit") or over the maximum when the server has one, is 530 naming connection.tune.
+ */
+function checkNegotiated(field: string, min: number, serverValue: number, clientValue: number): void {
+  let bound: string | undefined;
+  if (clientValue !== 0 && clientValue < min) bound = `lower than the minimum allowed value (${min})`;
+  else if (serverValue !== 0 && (clientValue === 0 || clientValue > serverValue)) bound = `higher than the maximum allowed value (${serverValue})`;
+  if (bound === undefined) return;
+  const detail = field === 'channel_max' && clientValue === 0 ? ' (no limit)' : '';
+  throw AmqpError.of(ReplyCode.notAllowed, `negotiated ${field} = ${clientValue}${detail} is ${bound}`, classIdOf(Method.ConnectionTune), methodIdOf(Method.ConnectionTune));
+}
+
+/** 505 as rabbit_reader:unexpected_frame words it: "type 2, all octets = <<...>>". */
+function unexpectedFrame(type: number, payload: Buffer): AmqpError {
+  const which = payload.length <= 16 ? 'all' : 'first 16';
+  return AmqpError.of(ReplyCode.unexpectedFrame, `type ${type}, ${which} octets = ${octetsSnippet(payload, 0, payload.length)}`);
 }

@@ -7,8 +7,11 @@
 import { tableFromJs, tableToJs } from '../amqp/field-table.js';
 import type { ExchangeType } from '../routing/types.js';
 import type { Broker } from './broker.js';
-import { hashingAlgorithm, type User } from './users.js';
+import { hashingAlgorithm, isHashingAlgorithm, type User } from './users.js';
 import { warrenVersion } from '../node/version.js';
+import { AmqpError } from '../amqp/errors.js';
+import { compilePattern, validatePolicy, PolicyError } from './policies.js';
+import { validateQueueArgs } from './queue-args.js';
 
 export interface PolicyDef {
   vhost: string;
@@ -63,7 +66,7 @@ export function exportDefinitions(broker: Broker, withPlacement: boolean): Defin
     bindings: [],
   };
   for (const u of broker.users.users.values()) {
-    d.users?.push({ name: u.name, password_hash: u.passwordHash, hashing_algorithm: hashingAlgorithm, tags: userTags(u), limits: {} });
+    d.users?.push({ name: u.name, password_hash: u.passwordHash, hashing_algorithm: u.hashingAlgorithm ?? hashingAlgorithm, tags: userTags(u), limits: {} });
     for (const [vhost, p] of u.permissions) d.permissions?.push({ user: u.name, vhost, configure: p.configure, write: p.write, read: p.read });
   }
   const placement: { vhost: string; name: string; id: number; shard: number }[] = [];
@@ -118,38 +121,100 @@ export function exportDefinitions(broker: Broker, withPlacement: boolean): Defin
 
 const exchangeTypes = new Set(['direct', 'fanout', 'topic', 'headers']);
 
+function tagList(tags: unknown): string[] {
+  if (Array.isArray(tags)) return tags.map(String);
+  return String(tags ?? '').split(',').map((t) => t.trim()).filter((t) => t !== '');
+}
+
+/** Policy entries as RabbitMQ writes them; apply-to and priority may be left out (defaults 'all' and 0). */
+function policyOf(p: PolicyDef): PolicyDef {
+  return { ...p, 'apply-to': p['apply-to'] ?? 'all', priority: p.priority ?? 0 };
+}
+
+/** Checks a whole document before anything is applied, so a bad import changes nothing. */
+function validateDefinitions(broker: Broker, d: Definitions): void {
+  const list = <T>(key: keyof Definitions): T[] => {
+    const v = d[key];
+    if (v === undefined) return [];
+    if (!Array.isArray(v)) throw new DefinitionsError(`'${key}' must be a list`);
+    return v as T[];
+  };
+  const vhosts = new Set(broker.vhosts.keys());
+  for (const v of list<{ name: unknown }>('vhosts')) {
+    if (typeof v?.name !== 'string' || v.name === '') throw new DefinitionsError('vhost without a name');
+    vhosts.add(v.name);
+  }
+  const needVhost = (vhost: unknown, what: string): void => {
+    if (typeof vhost !== 'string' || !vhosts.has(vhost)) throw new DefinitionsError(`${what} in unknown vhost '${String(vhost)}'`);
+  };
+  const users = new Set(broker.users.users.keys());
+  for (const u of list<NonNullable<Definitions['users']>[number]>('users')) {
+    if (typeof u?.name !== 'string' || typeof u.password_hash !== 'string') throw new DefinitionsError('user entry without name or password_hash');
+    if (u.hashing_algorithm !== undefined && !isHashingAlgorithm(u.hashing_algorithm)) {
+      throw new DefinitionsError(`user '${u.name}': hashing algorithm '${u.hashing_algorithm}' is not supported`);
+    }
+    if (u.password_hash !== '' && Buffer.from(u.password_hash, 'base64').length <= 4) throw new DefinitionsError(`user '${u.name}': password_hash is not a salted hash`);
+    users.add(u.name);
+  }
+  for (const p of list<NonNullable<Definitions['permissions']>[number]>('permissions')) {
+    if (!users.has(p?.user)) throw new DefinitionsError(`permissions for unknown user '${String(p?.user)}'`);
+    needVhost(p.vhost, `permissions of user '${p.user}'`);
+    for (const k of ['configure', 'write', 'read'] as const) {
+      if (typeof p[k] !== 'string' || typeof compilePattern(p[k]) === 'string') throw new DefinitionsError(`permissions of user '${p.user}': ${k} is not a valid regular expression`);
+    }
+  }
+  for (const p of list<PolicyDef>('policies')) {
+    needVhost(p?.vhost, `policy '${String(p?.name)}'`);
+    try {
+      validatePolicy(policyOf(p));
+    } catch (err) {
+      if (err instanceof PolicyError) throw new DefinitionsError(`policy '${p.name}' in vhost '${p.vhost}': ${err.message.trim()}`);
+      throw err;
+    }
+  }
+  for (const e of list<NonNullable<Definitions['exchanges']>[number]>('exchanges')) {
+    needVhost(e?.vhost, `exchange '${String(e?.name)}'`);
+    if (typeof e.name !== 'string') throw new DefinitionsError('exchange without a name');
+    if (!exchangeTypes.has(e.type)) throw new DefinitionsError(`exchange '${e.name}': unknown type '${e.type}'`);
+  }
+  for (const q of list<NonNullable<Definitions['queues']>[number]>('queues')) {
+    needVhost(q?.vhost, `queue '${String(q?.name)}'`);
+    if (typeof q.name !== 'string') throw new DefinitionsError('queue without a name');
+    try {
+      validateQueueArgs(tableFromJs(q.arguments ?? {}), q.vhost, q.name);
+    } catch (err) {
+      if (err instanceof AmqpError) throw new DefinitionsError(err.replyText.replace(/^PRECONDITION_FAILED - /, ''));
+      throw err;
+    }
+  }
+  for (const b of list<NonNullable<Definitions['bindings']>[number]>('bindings')) needVhost(b?.vhost, 'binding');
+}
+
 /**
  * Applies definitions: creates what is missing, overwrites users/permissions/policies,
- * leaves existing queues and exchanges as they are (RabbitMQ's import semantics).
+ * leaves existing queues and exchanges as they are (RabbitMQ's import semantics). The whole
+ * document is checked first; a DefinitionsError means nothing was changed.
  */
 export function importDefinitions(broker: Broker, d: Definitions): void {
   if (typeof d !== 'object' || d === null) throw new DefinitionsError('definitions must be a JSON object');
-  for (const v of d.vhosts ?? []) {
-    if (typeof v.name !== 'string') throw new DefinitionsError('vhost without a name');
-    broker.addVhost(v.name);
-  }
+  validateDefinitions(broker, d);
+  for (const v of d.vhosts ?? []) broker.addVhost(v.name);
   for (const u of d.users ?? []) {
-    if (typeof u.name !== 'string' || typeof u.password_hash !== 'string') throw new DefinitionsError(`user entry without name or password_hash`);
-    if (u.hashing_algorithm !== undefined && u.hashing_algorithm !== hashingAlgorithm) {
-      throw new DefinitionsError(`user '${u.name}': hashing algorithm '${u.hashing_algorithm}' is not supported (only ${hashingAlgorithm})`);
-    }
-    const tags = Array.isArray(u.tags) ? u.tags.map(String) : String(u.tags ?? '').split(',').map((t) => t.trim()).filter((t) => t !== '');
     const existing = broker.users.users.get(u.name);
-    broker.users.users.set(u.name, { name: u.name, passwordHash: u.password_hash, tags, permissions: existing?.permissions ?? new Map() });
+    const user: User = { name: u.name, passwordHash: u.password_hash, tags: tagList(u.tags), permissions: existing?.permissions ?? new Map() };
+    if (u.hashing_algorithm !== undefined && u.hashing_algorithm !== hashingAlgorithm && isHashingAlgorithm(u.hashing_algorithm)) {
+      user.hashingAlgorithm = u.hashing_algorithm;
+    }
+    broker.users.users.set(u.name, user);
   }
   for (const p of d.permissions ?? []) {
-    const u = broker.users.users.get(p.user);
-    if (u === undefined) throw new DefinitionsError(`permissions for unknown user '${p.user}'`);
-    if (!broker.vhosts.has(p.vhost)) throw new DefinitionsError(`permissions for unknown vhost '${p.vhost}'`);
-    u.permissions.set(p.vhost, { configure: p.configure, write: p.write, read: p.read });
+    broker.users.setPermissions(p.user, p.vhost, { configure: p.configure, write: p.write, read: p.read });
   }
-  for (const p of d.policies ?? []) broker.policies.set(p);
+  for (const p of d.policies ?? []) broker.policies.set(policyOf(p));
   const placement = new Map((d.warren?.queue_placement ?? []).map((p) => [`${p.vhost}\u0000${p.name}`, p]));
   for (const e of d.exchanges ?? []) {
     const v = broker.vhosts.get(e.vhost);
-    if (v === undefined) throw new DefinitionsError(`exchange '${e.name}' in unknown vhost '${e.vhost}'`);
-    if (!exchangeTypes.has(e.type)) throw new DefinitionsError(`exchange '${e.name}': unknown type '${e.type}'`);
-    if (v.graph.getExchange(e.name) !== undefined) continue;
+    if (v === undefined || v.graph.getExchange(e.name) !== undefined) continue;
     v.graph.declareExchange({
       name: e.name,
       type: e.type as ExchangeType,
@@ -161,8 +226,7 @@ export function importDefinitions(broker: Broker, d: Definitions): void {
   }
   for (const q of d.queues ?? []) {
     const v = broker.vhosts.get(q.vhost);
-    if (v === undefined) throw new DefinitionsError(`queue '${q.name}' in unknown vhost '${q.vhost}'`);
-    if (v.queues.has(q.name)) continue;
+    if (v === undefined || v.queues.has(q.name)) continue;
     const args = tableFromJs(q.arguments ?? {});
     const p = placement.get(`${q.vhost}\u0000${q.name}`);
     broker.createQueue(
@@ -173,8 +237,7 @@ export function importDefinitions(broker: Broker, d: Definitions): void {
   }
   for (const b of d.bindings ?? []) {
     const v = broker.vhosts.get(b.vhost);
-    if (v === undefined) throw new DefinitionsError(`binding in unknown vhost '${b.vhost}'`);
-    if (v.graph.getExchange(b.source) === undefined) continue;
+    if (v === undefined || v.graph.getExchange(b.source) === undefined) continue;
     if (b.destination_type === 'queue' ? !v.queues.has(b.destination) : v.graph.getExchange(b.destination) === undefined) continue;
     v.graph.bind({
       source: b.source,

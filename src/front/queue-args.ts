@@ -40,40 +40,54 @@ function describe(v: FieldValue): string {
   return String(v.value);
 }
 
-/** Throws RabbitMQ's 406 for a malformed x-argument. */
+/** rabbit_misc:check_expiry's bound: TTLs and expiries must fit Erlang's timer (2^32 - 1 ms). */
+const expiryMaxMs = 4294967295;
+
+/**
+ * Throws RabbitMQ's 406 for a malformed x-argument, with the texts of
+ * rabbit_amqqueue:check_declare_arguments/2 (checked in its declare_args order) and of
+ * rabbit_channel's x-dead-letter-exchange type check, which runs first.
+ */
 export function validateQueueArgs(args: FieldTable, vhost: string, name: string): void {
-  const intArg = (key: string, min: number, max = Number.MAX_SAFE_INTEGER): void => {
+  const dlx = args['x-dead-letter-exchange'];
+  if (dlx !== undefined && dlx.type !== 'S') {
+    throw new AmqpError(
+      ReplyCode.preconditionFailed,
+      `PRECONDITION_FAILED - invalid type '${typeNames[dlx.type] ?? dlx.type}' for arg 'x-dead-letter-exchange' in ${queueLabel(vhost, name)}`,
+    );
+  }
+  const typeError = (v: FieldValue): string => `{unacceptable_type,${typeNames[v.type] ?? v.type}}`;
+  /** check_int_arg, then the bounds of the argument's own check. */
+  const intArg = (key: string, check: (n: number) => string | undefined): void => {
     const v = args[key];
     if (v === undefined) return;
-    if (!integerTypes.has(v.type)) throw invalid(key, vhost, name, `{unacceptable_type,${typeNames[v.type] ?? v.type}}`);
-    const n = fieldInt(v) ?? NaN;
-    if (n < 0 && min >= 0) throw invalid(key, vhost, name, `{value_negative,${n}}`);
-    if (n < min) throw invalid(key, vhost, name, `{value_zero,${n}}`);
-    if (n > max) throw invalid(key, vhost, name, `{value_too_large,${n},${max}}`);
+    if (!integerTypes.has(v.type)) throw invalid(key, vhost, name, `"expected integer, got ${typeNames[v.type] ?? v.type}"`);
+    const detail = check(fieldInt(v) ?? NaN);
+    if (detail !== undefined) throw invalid(key, vhost, name, detail);
   };
-  const strArg = (key: string, allowed?: Set<string>): void => {
+  const nonNegative = (n: number): string | undefined => (n < 0 ? `{value_negative,${n}}` : undefined);
+  const expiry = (n: number): string | undefined => (n < 0 ? `{value_negative,${n}}` : n > expiryMaxMs ? `{value_too_large,${n}}` : undefined);
+  const strArg = (key: string, check?: (s: string) => string | undefined): void => {
     const v = args[key];
     if (v === undefined) return;
-    if (v.type !== 'S') throw invalid(key, vhost, name, `{unacceptable_type,${typeNames[v.type] ?? v.type}}`);
-    if (allowed !== undefined && !allowed.has(v.value)) throw invalid(key, vhost, name, `{invalid_value,<<"${v.value}">>}`);
+    if (v.type !== 'S') throw invalid(key, vhost, name, typeError(v));
+    const detail = check?.(v.value);
+    if (detail !== undefined) throw invalid(key, vhost, name, detail);
   };
-  intArg('x-expires', 1);
-  intArg('x-message-ttl', 0);
-  intArg('x-max-length', 0);
-  intArg('x-max-length-bytes', 0);
-  intArg('x-max-priority', 0, maxPriorityLimit);
-  intArg('x-delivery-limit', 0);
-  strArg('x-overflow', overflowModes);
-  strArg('x-dead-letter-exchange');
+  intArg('x-expires', (n) => (n === 0 ? '{value_zero,0}' : expiry(n)));
+  intArg('x-message-ttl', expiry);
+  if (args['x-dead-letter-routing-key'] !== undefined && dlx === undefined && args['x-dead-letter-routing-key'].type === 'S') {
+    throw invalid('x-dead-letter-routing-key', vhost, name, 'routing_key_but_no_dlx_defined');
+  }
   strArg('x-dead-letter-routing-key');
-  strArg('x-queue-type', queueTypes);
+  intArg('x-max-length', nonNegative);
+  intArg('x-max-length-bytes', nonNegative);
+  intArg('x-max-priority', (n) => nonNegative(n) ?? (n > maxPriorityLimit ? `{max_value_exceeded,${n}}` : undefined));
+  strArg('x-overflow', (s) => (overflowModes.has(s) ? undefined : 'invalid_overflow'));
   const sac = args['x-single-active-consumer'];
-  if (sac !== undefined && sac.type !== 't') {
-    throw invalid('x-single-active-consumer', vhost, name, `{unacceptable_type,${typeNames[sac.type] ?? sac.type}}`);
-  }
-  if (args['x-dead-letter-routing-key'] !== undefined && args['x-dead-letter-exchange'] === undefined) {
-    throw invalid('x-dead-letter-routing-key', vhost, name, 'Missing dead-letter-exchange');
-  }
+  if (sac !== undefined && sac.type !== 't') throw invalid('x-single-active-consumer', vhost, name, typeError(sac));
+  strArg('x-queue-type', (s) => (queueTypes.has(s) ? undefined : `"unsupported queue type '${s}'"`));
+  intArg('x-delivery-limit', nonNegative);
 }
 
 /** Throws 406 "inequivalent arg" when a redeclare differs in an argument that matters. */

@@ -8,6 +8,7 @@ import type { RingWriter } from '../ring/ring-writer.js';
 import { RecordReader, RecordWriter } from '../ring/record-buffer.js';
 import { FromShard, ToShard } from '../ring/shard-records.js';
 import type { QueueConfig } from '../shard/queue-config.js';
+import type { LatencyExport } from '../metrics/latency.js';
 
 export interface GetOkReply {
   queueId: number;
@@ -32,7 +33,8 @@ export interface QueueStatsEntry {
 type Pending =
   | { kind: 'reply'; resolve: (v: [number, number]) => void }
   | { kind: 'get'; resolve: (v: GetOkReply | undefined) => void }
-  | { kind: 'stats'; resolve: (v: QueueStatsEntry[]) => void };
+  | { kind: 'stats'; resolve: (v: QueueStatsEntry[]) => void }
+  | { kind: 'latency'; resolve: (v: LatencyExport[]) => void };
 
 export class ShardLink {
   private readonly w = new RecordWriter();
@@ -59,7 +61,7 @@ export class ShardLink {
 
   /** Records that answer a request; everything else is the front's business. Returns true if handled. */
   onReply(kind: number, body: Buffer): boolean {
-    if (kind !== FromShard.reply && kind !== FromShard.getOk && kind !== FromShard.getEmpty && kind !== FromShard.queueStats) {
+    if (kind !== FromShard.reply && kind !== FromShard.getOk && kind !== FromShard.getEmpty && kind !== FromShard.queueStats && kind !== FromShard.latency) {
       return false;
     }
     const r = new RecordReader(body);
@@ -76,6 +78,7 @@ export class ShardLink {
       const messageCount = r.u32();
       p.resolve({ queueId, msgId, redelivered, messageCount, payload: Buffer.from(r.buf.subarray(r.pos)) });
     } else if (kind === FromShard.queueStats && p.kind === 'stats') p.resolve(JSON.parse(r.str()) as QueueStatsEntry[]);
+    else if (kind === FromShard.latency && p.kind === 'latency') p.resolve(JSON.parse(r.str()) as LatencyExport[]);
     else assert.fail(`shard ${this.index}: reply kind ${kind} does not match request ${p.kind}`);
     return true;
   }
@@ -122,9 +125,20 @@ export class ShardLink {
     });
   }
 
-  /** Hot path: one record per shard per published message. */
+  /** HDR histograms of the shard (enqueue→deliver per queue, ring transit, fsync). */
+  latency(): Promise<LatencyExport[]> {
+    return new Promise((resolve) => {
+      const reqId = this.request({ kind: 'latency', resolve });
+      this.w.reset().u32(reqId);
+      this.send(ToShard.latency);
+      this.out.flush();
+    });
+  }
+
+  /** Hot path: one record per shard per published message. sentAtMs (process-wide clock) measures ring transit. */
   publish(channelKey: number, seq: number, flags: number, queueIds: readonly number[], payload: Uint8Array): void {
-    const w = this.w.reset().u32(channelKey).f64(seq).u8(flags).u16(queueIds.length);
+    const sentAtMs = performance.timeOrigin + performance.now();
+    const w = this.w.reset().u32(channelKey).f64(seq).u8(flags).f64(sentAtMs).u16(queueIds.length);
     for (const id of queueIds) w.u32(id);
     this.out.write2(ToShard.publish, w.view(), payload);
   }

@@ -1,14 +1,27 @@
 /**
  * Users, password hashes and per-vhost permissions.
  *
- * Password hashes use RabbitMQ's rabbit_password_hashing_sha256 scheme —
- * base64(salt ‖ SHA-256(salt ‖ password)) with a 4-byte random salt — so hashes in
- * exported RabbitMQ definitions can be imported and checked unchanged.
+ * Password hashes use RabbitMQ's schemes — base64(salt ‖ H(salt ‖ password)) with a 4-byte
+ * random salt, H being SHA-256 (rabbit_password_hashing_sha256, the default), SHA-512 or
+ * MD5 (what RabbitMQ before 3.6 wrote) — so hashes in exported RabbitMQ definitions can be
+ * imported and checked unchanged. An empty hash means "no password": password logins fail.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
-export const hashingAlgorithm = 'rabbit_password_hashing_sha256';
+/** RabbitMQ's hashing module names → the node:crypto digest each one uses. */
+const digestOf = {
+  rabbit_password_hashing_sha256: 'sha256',
+  rabbit_password_hashing_sha512: 'sha512',
+  rabbit_password_hashing_md5: 'md5',
+} as const;
+export type HashingAlgorithm = keyof typeof digestOf;
+export const hashingAlgorithm: HashingAlgorithm = 'rabbit_password_hashing_sha256';
+/** RabbitMQ's salt is 32 bits (rabbit_password:generate_salt/0). */
 const saltBytes = 4;
+
+export function isHashingAlgorithm(name: string): name is HashingAlgorithm {
+  return Object.hasOwn(digestOf, name);
+}
 
 export interface Permissions {
   configure: string;
@@ -19,22 +32,26 @@ export interface Permissions {
 export interface User {
   name: string;
   passwordHash: string;
+  /** How passwordHash was made; undefined = rabbit_password_hashing_sha256. */
+  hashingAlgorithm?: HashingAlgorithm;
   tags: string[];
   /** vhost → permission regexes */
   permissions: Map<string, Permissions>;
 }
 
-export function hashPassword(password: string, salt: Buffer = randomBytes(saltBytes)): string {
-  const digest = createHash('sha256').update(salt).update(password, 'utf8').digest();
+export function hashPassword(password: string, salt: Buffer = randomBytes(saltBytes), algorithm: HashingAlgorithm = hashingAlgorithm): string {
+  const digest = createHash(digestOf[algorithm]).update(salt).update(password, 'utf8').digest();
   return Buffer.concat([salt, digest]).toString('base64');
 }
 
-export function checkPassword(password: string, passwordHash: string): boolean {
+export function checkPassword(password: string, passwordHash: string, algorithm: HashingAlgorithm = hashingAlgorithm): boolean {
   const raw = Buffer.from(passwordHash, 'base64');
-  if (raw.length !== saltBytes + 32) return false;
-  const expected = Buffer.from(hashPassword(password, raw.subarray(0, saltBytes)), 'base64');
-  return timingSafeEqual(raw, expected);
+  if (raw.length <= saltBytes) return false;
+  const expected = Buffer.from(hashPassword(password, raw.subarray(0, saltBytes), algorithm), 'base64');
+  return raw.length === expected.length && timingSafeEqual(raw, expected);
 }
+
+export class UserError extends Error {}
 
 export class UserStore {
   readonly users = new Map<string, User>();
@@ -45,16 +62,27 @@ export class UserStore {
     return u;
   }
 
+  /** The user, or a UserError in rabbitmqctl's words. */
+  get(name: string): User {
+    const u = this.users.get(name);
+    if (u === undefined) throw new UserError(`User "${name}" does not exist`);
+    return u;
+  }
+
+  changePassword(name: string, password: string): void {
+    const u = this.get(name);
+    u.passwordHash = hashPassword(password);
+    delete u.hashingAlgorithm;
+  }
+
   /** The user if the password matches; undefined otherwise (unknown user or wrong password). */
   authenticate(name: string, password: string): User | undefined {
     const u = this.users.get(name);
     if (u === undefined) return undefined;
-    return checkPassword(password, u.passwordHash) ? u : undefined;
+    return checkPassword(password, u.passwordHash, u.hashingAlgorithm) ? u : undefined;
   }
 
   setPermissions(user: string, vhost: string, p: Permissions): void {
-    const u = this.users.get(user);
-    if (u === undefined) throw new Error(`no such user: ${user}`);
-    u.permissions.set(vhost, p);
+    this.get(user).permissions.set(vhost, p);
   }
 }

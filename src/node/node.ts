@@ -18,6 +18,7 @@ import type { ShardLifecycle, ShardWorkerData } from '../shard/worker.js';
 import { parseFsyncPolicy } from '../store/fsync-policy.js';
 import { join } from 'node:path';
 import { DefinitionsFile } from './definitions-file.js';
+import { startAdminSocket } from '../mgmt/admin-socket.js';
 import type { NodeConfig } from './config.js';
 import { createLogger, type Logger } from './logger.js';
 
@@ -125,12 +126,14 @@ export async function startNode(config: NodeConfig, log: Logger = createLogger(c
   const port = typeof addr === 'object' && addr !== null ? addr.port : config.port;
   const url = `amqp://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   log.info(`warren ${config.nodeName} started with ${config.shards} shard(s), data in ${config.dataDir}`);
+  const admin = await startAdminSocket(broker, config, log);
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       log.info('stopping: closing connections');
       server.close();
+      await admin.close();
       for (const c of [...broker.connections]) {
         c.close(ReplyCode.connectionForced, "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'");
       }

@@ -36,6 +36,7 @@ export const ToShard = {
   shutdown: 15,
   /** The front has re-created every durable queue: what the log still holds for others can go. */
   recoveryDone: 16,
+  latency: 17,
 } as const;
 
 /** shard → front */
@@ -52,6 +53,7 @@ export const FromShard = {
   error: 41,
   ready: 42,
   closed: 43,
+  latency: 44,
 } as const;
 
 /** Flags carried by a publish record. */

@@ -122,13 +122,17 @@ export class HeadersMatcher<T extends MatcherBinding> implements Matcher<T> {
     }
   }
 
+  /**
+   * Tests the bindings filed under a condition the message is known to meet: an any-mode
+   * binding then matches without looking further, an all-mode one checks all its conditions.
+   */
   private test(list: SlotList<CompiledBinding<T>>, headers: FieldTable | undefined, step: number, visit: (binding: T) => void): void {
     const entries = list.entries;
     for (let i = 0; i < entries.length; i++) {
       const entry = (entries[i] as Slot<CompiledBinding<T>>).value;
       if (entry.mark === step) continue;
       entry.mark = step;
-      if (entry.matches(headers)) visit(entry.binding);
+      if (entry.any || entry.matches(headers)) visit(entry.binding);
     }
   }
 

@@ -1,4 +1,5 @@
 // The exchanges every virtual host starts with (RabbitMQ's rabbit_vhost:do_add).
+import type { FieldTable } from '../amqp/field-table.js';
 import type { ExchangeDef, ExchangeType } from './types.js';
 
 export const DEFAULT_EXCHANGE = '';
@@ -15,6 +16,7 @@ const PREDECLARED: ReadonlyArray<readonly [name: string, type: ExchangeType, int
 
 export function predeclaredExchanges(): ExchangeDef[] {
   return PREDECLARED.map(([name, type, internal]) => ({
-    name, type, durable: true, autoDelete: false, internal, arguments: {},
+    // Null prototype, as the codec's tables: a lookup of 'constructor' finds nothing.
+    name, type, durable: true, autoDelete: false, internal, arguments: Object.create(null) as FieldTable,
   }));
 }

@@ -76,3 +76,23 @@ function sameDeath(t: FieldTable, queueName: string, reasonName: string): boolea
   const r = t['reason'];
   return q?.type === 'S' && q.value === queueName && r?.type === 'S' && r.value === reasonName;
 }
+
+/**
+ * Whether routing a dead letter (its x-death already records the death that sends it) to
+ * targetQueue closes a fully automatic cycle, which RabbitMQ drops (mc:is_death_cycle, v2):
+ * the deaths newer than the target queue's most recent one, and that one, are all other
+ * than `rejected`. A rejection anywhere in the cycle means a consumer decided, so it stays.
+ */
+export function isDeathCycle(headers: FieldTable | undefined, targetQueue: string): boolean {
+  const deaths = headers?.['x-death'];
+  if (deaths?.type !== 'A') return false;
+  for (const d of deaths.value) {
+    // Anything but a table was put there by a client: not a cycle RabbitMQ made.
+    if (d.type !== 'F') return false;
+    const reason = d.value['reason'];
+    if (reason?.type === 'S' && reason.value === 'rejected') return false;
+    const q = d.value['queue'];
+    if (q?.type === 'S' && q.value === targetQueue) return true;
+  }
+  return false;
+}

@@ -33,6 +33,12 @@ export class Queue {
   ready: Ready;
   readonly unacked = new Map<number, Unacked>();
   readonly consumers: Consumer[] = [];
+  /**
+   * Messages whose TTL had run out on arrival (TTL 0), not yet offered to a consumer. RabbitMQ
+   * hands such a message to a consumer that can take it at once and expires it otherwise; here
+   * the first delivery pass after the publish is that chance (see deliver()).
+   */
+  private readonly arrivedExpired = new Set<Message>();
   private rr = 0;
   private ttlTimer: NodeJS.Timeout | undefined;
   private ttlTimerAtMs = 0;
@@ -83,6 +89,7 @@ export class Queue {
     }
     this.published++;
     this.ready.push(m);
+    if (m.expiresAtMs !== 0 && m.expiresAtMs <= this.host.nowMs()) this.arrivedExpired.add(m);
     this.enforceLength();
     return 'accepted';
   }
@@ -142,6 +149,11 @@ export class Queue {
       this.handOut(m, c, c.channel);
       this.host.deliver(c, this, m);
       n++;
+    }
+    if (this.arrivedExpired.size > 0) {
+      // Their one chance is over: what no consumer took is expired (from the head, as always).
+      this.arrivedExpired.clear();
+      this.expireHead();
     }
     this.scheduleTtl();
     return n;
@@ -233,6 +245,7 @@ export class Queue {
   /** queue.purge removes the ready messages (not the unacked ones), as RabbitMQ does. */
   purge(): number {
     const msgs = this.ready.drain();
+    this.arrivedExpired.clear();
     for (const m of msgs) this.host.settled(this, m);
     this.scheduleTtl();
     return msgs.length;
@@ -249,6 +262,7 @@ export class Queue {
     const n = this.ready.length;
     this.deleted = true;
     this.ready.drain();
+    this.arrivedExpired.clear();
     this.unacked.clear();
     this.consumers.length = 0;
     this.clearExpires();
@@ -258,7 +272,7 @@ export class Queue {
   }
 
   private isExpired(m: Message): boolean {
-    return m.expiresAtMs !== 0 && m.expiresAtMs <= this.host.nowMs();
+    return m.expiresAtMs !== 0 && m.expiresAtMs <= this.host.nowMs() && !this.arrivedExpired.has(m);
   }
 
   /** Expired messages leave from the head only, as in RabbitMQ's classic queues. */

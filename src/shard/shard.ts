@@ -9,6 +9,8 @@ import type { QueueConfig } from './queue-config.js';
 import { Queue, type QueueHost } from './queue.js';
 import { composeDeadLetter } from './dead-letter.js';
 import type { ShardStore } from './shard-store.js';
+import { LatencyRecorder, recordUs } from '../metrics/latency.js';
+import type { Histogram } from 'hdr-histogram-js';
 
 /** A confirm held back until the log record of its message is on disk. */
 interface DurableConfirm {
@@ -48,6 +50,9 @@ export class Shard implements QueueHost {
   storeFailure: string | undefined;
   private deliverScheduled = false;
   private readonly handlers = new Map<number, Handler>();
+  readonly latency = new LatencyRecorder();
+  private readonly ringTransit = this.latency.get('ring_transit');
+  private readonly deliverLatency = new Map<number, Histogram>();
 
   constructor(
     readonly index: number,
@@ -58,6 +63,8 @@ export class Shard implements QueueHost {
     if (store !== undefined) {
       this.nextMsgId = store.maxMsgId + 1;
       store.log.onFlushed = (flushed) => this.releaseDurableConfirms(flushed);
+      const fsyncHist = this.latency.get('fsync');
+      store.log.onFsync = (ms) => recordUs(fsyncHist, ms * 1000);
     }
     const h = this.handlers;
     h.set(ToShard.queueCreate, (r) => this.onQueueCreate(r));
@@ -74,6 +81,10 @@ export class Shard implements QueueHost {
     h.set(ToShard.channelFlow, (r) => this.onChannelFlow(r));
     h.set(ToShard.channelQos, (r) => this.onChannelQos(r));
     h.set(ToShard.queueStats, (r) => this.onQueueStats(r));
+    h.set(ToShard.latency, (r) => {
+      this.w.reset().u32(r.u32()).str(JSON.stringify(this.latency.export()));
+      this.out.write(FromShard.latency, this.w.view());
+    });
     h.set(ToShard.recoveryDone, () => {
       const dropped = this.store?.dropUnclaimed() ?? 0;
       if (dropped > 0) this.log('info', `dropped ${dropped} logged message(s) of queues that no longer exist`);
@@ -215,6 +226,8 @@ export class Shard implements QueueHost {
       if (this.store !== undefined && q.config.durable) this.store.deleteQueue(q.id, q.messageIds());
       q.destroy();
       this.queues.delete(q.id);
+      this.deliverLatency.delete(q.id);
+      this.latency.forget('enqueue_to_deliver', queueKey(q));
       this.dirty.delete(q);
     }
     this.reply(reqId, count, 0);
@@ -263,6 +276,7 @@ export class Shard implements QueueHost {
     const channelKey = r.u32();
     const seq = r.f64();
     const flags = r.u8();
+    recordUs(this.ringTransit, (performance.timeOrigin + performance.now() - r.f64()) * 1000);
     const queueCount = r.u16();
     const idsAt = r.pos;
     r.pos += 4 * queueCount;
@@ -438,6 +452,12 @@ export class Shard implements QueueHost {
       if (c.noAck) this.settled(q, m);
       else this.store?.markDelivered(q.id, m.id);
     }
+    let lat = this.deliverLatency.get(q.id);
+    if (lat === undefined) {
+      lat = this.latency.get('enqueue_to_deliver', queueKey(q));
+      this.deliverLatency.set(q.id, lat);
+    }
+    recordUs(lat, (performance.now() - m.enqueuedAtMs) * 1000);
     const h = this.deliverHeader;
     h.writeUInt32LE(c.id, 0);
     h.writeUInt32LE(q.id, 4);
@@ -493,6 +513,11 @@ export class Shard implements QueueHost {
     this.out.write(FromShard.queueExpired, this.w.view());
     this.out.flush();
   }
+}
+
+/** How a queue is named in latency reports: its name, prefixed by its vhost unless that is '/'. */
+function queueKey(q: Queue): string {
+  return q.config.vhost === '/' ? q.config.name : `${q.config.vhost}/${q.config.name}`;
 }
 
 /** The effective TTL: the lower of the message's expiration property and the queue's x-message-ttl. */

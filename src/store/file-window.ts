@@ -39,14 +39,18 @@ export class FileWindow {
     return this.length;
   }
 
+  /** True when [position, position + need) (clipped to the file) is already in the window. */
+  has(position: number, need: number): boolean {
+    return position >= this.start && Math.min(position + need, this.fileBytes) <= this.start + this.length;
+  }
+
   async ensure(position: number, need: number): Promise<void> {
-    const wantedEnd = Math.min(position + need, this.fileBytes);
-    if (position >= this.start && wantedEnd <= this.start + this.length) return;
+    if (this.has(position, need)) return;
     const kept = position >= this.start && position < this.start + this.length ? this.start + this.length - position : 0;
     const capacity = Math.max(this.buf.length, need);
     if (capacity > this.buf.length) {
       const grown = Buffer.allocUnsafe(capacity);
-      this.buf.copy(grown, 0, this.at(position), this.at(position) + kept);
+      if (kept > 0) this.buf.copy(grown, 0, this.at(position), this.at(position) + kept);
       this.buf = grown;
     } else if (kept > 0) {
       this.buf.copy(this.buf, 0, this.at(position), this.at(position) + kept);

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { FileWindow } from './file-window.js';
 import { RecordView, checkRecord, checkSegmentHeader, findRecordAfter } from './record-codec.js';
-import { CORRUPT_FILE_SUFFIX, SEGMENT_HEADER_BYTES, SPARE_SEGMENT_NAME, parseSegmentFileName } from './record-layout.js';
+import { CORRUPT_FILE_SUFFIX, RECORD_CHECKED_OFFSET, SEGMENT_HEADER_BYTES, SPARE_SEGMENT_NAME, parseSegmentFileName } from './record-layout.js';
 import { cutSegmentTail } from './segment-files.js';
 import { Segment } from './segment.js';
 import { LogCorruptionError } from './store-errors.js';
@@ -67,14 +67,14 @@ export async function recoverSegments(ctx: RecoveryContext, onRecord: (record: L
       report.records += scanned.segment.recordCount;
       const { damage, segment, file } = scanned;
       if (damage === undefined) {
-        keep(segments, segment, file, isLast);
+        await keep(segments, segment, file);
         nextOffset = segment.nextOffset;
         continue;
       }
       // A segment that keeps no record (damaged header) leaves nextOffset where the previous one ended.
       if (isLast && damage.torn) {
         if (await cutTornTail(ctx, scanned, damage, report)) {
-          keep(segments, segment, file, true);
+          await keep(segments, segment, file);
           nextOffset = segment.nextOffset;
         }
         break;
@@ -85,7 +85,7 @@ export async function recoverSegments(ctx: RecoveryContext, onRecord: (record: L
         throw new LogCorruptionError(segment.name, damage.position, damage.reason, later.length);
       }
       if (await repairFrom(ctx, scanned, damage, later, names, report)) {
-        keep(segments, segment, file, true);
+        await keep(segments, segment, file);
         nextOffset = segment.nextOffset;
       }
       break;
@@ -100,11 +100,16 @@ export async function recoverSegments(ctx: RecoveryContext, onRecord: (record: L
   return { segments, nextOffset, report };
 }
 
-/** The last segment keeps its read/write handle (it becomes the active one); others are closed. */
-function keep(segments: Segment[], segment: Segment, file: StoreFile, isLast: boolean): void {
+/** The newest kept segment keeps its read/write handle (it becomes the active one); the one before is closed. */
+async function keep(segments: Segment[], segment: Segment, file: StoreFile): Promise<void> {
+  const previous = segments[segments.length - 1];
   segments.push(segment);
-  if (isLast) segment.file = file;
-  else void file.close();
+  segment.file = file;
+  if (previous?.file !== undefined) {
+    const previousFile = previous.file;
+    previous.file = undefined;
+    await previousFile.close();
+  }
 }
 
 async function scanSegment(
@@ -116,6 +121,23 @@ async function scanSegment(
 ): Promise<ScannedSegment> {
   const segment = new Segment(baseOffset, ctx.indexStrideRecords);
   const file = await ctx.fs.open(join(ctx.dir, segment.name), 'r+');
+  try {
+    return await scanOpenSegment(ctx, segment, file, expectedBase, isLast, onRecord);
+  } catch (error: unknown) {
+    await file.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+async function scanOpenSegment(
+  ctx: RecoveryContext,
+  segment: Segment,
+  file: StoreFile,
+  expectedBase: number,
+  isLast: boolean,
+  onRecord: (record: LogRecord) => void,
+): Promise<ScannedSegment> {
+  const baseOffset = segment.baseOffset;
   const fileBytes = await file.sizeBytes();
   segment.created = true;
   segment.fileBytes = fileBytes;
@@ -144,7 +166,8 @@ async function scanSegment(
   const view = new RecordView();
   let position = SEGMENT_HEADER_BYTES;
   for (;;) {
-    await window.ensure(position, 8);
+    // Awaits only when the window must move: most records are already in the 1 MiB window.
+    if (!window.has(position, RECORD_CHECKED_OFFSET)) await window.ensure(position, RECORD_CHECKED_OFFSET);
     let check = checkRecord(window.buf, window.at(position), window.limit, view);
     if (check === 'short' && position + view.recordBytes <= fileBytes) {
       await window.ensure(position, view.recordBytes);

@@ -15,7 +15,7 @@
  * Invariant: every segment but the newest is fdatasync'ed before the next one is created, so
  * recovery only ever finds a torn tail in the last segment.
  */
-import assert from 'node:assert/strict';
+import assert, { AssertionError } from 'node:assert/strict';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { RecordView, checkRecord, encodeRecord } from './record-codec.js';
@@ -80,6 +80,12 @@ const writeBufferBytes = 256 * 1024;
 /** Run buffers kept for reuse: a burst's larger buffers above this go back to the GC. */
 const retainedBufferBytesMax = 4 * 1024 * 1024;
 const retainedBuffersMax = 4;
+
+/** A broken invariant is a bug, not an I/O error: it must not be rolled back and retried. */
+function rethrowBug(error: unknown): unknown {
+  if (error instanceof AssertionError) throw error;
+  return error;
+}
 
 function defaultLogger(level: 'info' | 'warn' | 'error', msg: string): void {
   if (level !== 'info') console.error(`[store] ${level}: ${msg}`);
@@ -175,7 +181,13 @@ export class SegmentLog {
       recovered.segments,
       recovered.nextOffset,
     );
-    await segmentLog.start();
+    try {
+      await segmentLog.start();
+    } catch (error: unknown) {
+      await segmentLog.spare?.discard().catch(() => undefined);
+      await segmentLog.handles.closeAll(recovered.segments).catch(() => undefined);
+      throw error;
+    }
     return { log: segmentLog, report: recovered.report };
   }
 
@@ -249,7 +261,8 @@ export class SegmentLog {
     for (let position = 0; position < buf.length; ) {
       const recordBytes = RECORD_CHECKED_OFFSET + buf.readUInt32LE(position);
       const run = this.runForNextRecord(recordBytes);
-      buf.copy(run.buf, run.reserve(recordBytes, this.pool), position, position + recordBytes);
+      const at = run.reserve(recordBytes, this.pool); // may replace run.buf: read it after
+      buf.copy(run.buf, at, position, position + recordBytes);
       this.noteAppended(run);
       position += recordBytes;
     }
@@ -267,7 +280,11 @@ export class SegmentLog {
    */
   commit(): Promise<LogOffset> {
     if (this.broken !== undefined) return Promise.reject(this.broken);
-    if (this.pending.length === 0) return this.roundInFlight ?? Promise.resolve(this.committedOffset());
+    if (this.pending.length === 0) {
+      if (this.roundInFlight !== undefined) return this.roundInFlight;
+      // Written but not yet synced (e.g. by truncateTo) still needs a round under 'always'.
+      if (this.fsync.mode !== 'always' || this.unsynced.length === 0) return Promise.resolve(this.committedOffset());
+    }
     this.nextRound ??= this.enqueueIo(() => this.runRound());
     return this.nextRound;
   }
@@ -330,6 +347,7 @@ export class SegmentLog {
         const runs = this.pending;
         this.pending = [];
         await this.writeRuns(runs);
+        await this.applyFsyncPolicy();
       }
       if (offset === this.nextOffsetValue) return;
       const index = this.segmentIndexHolding(offset);
@@ -431,7 +449,8 @@ export class SegmentLog {
     if (!Number.isInteger(kind) || kind < 0 || kind > RECORD_KIND_MAX) throw new RangeError(`record kind ${kind} outside 0..${RECORD_KIND_MAX}`);
     const recordBytes = RECORD_HEADER_BYTES + payloadBytes;
     const run = this.runForNextRecord(recordBytes);
-    encodeRecord(run.buf, run.reserve(recordBytes, this.pool), this.nextOffsetValue, kind, a, b);
+    const at = run.reserve(recordBytes, this.pool); // may replace run.buf: read it after
+    encodeRecord(run.buf, at, this.nextOffsetValue, kind, a, b);
     return this.noteAppended(run);
   }
 
@@ -504,7 +523,7 @@ export class SegmentLog {
         if (!run.segment.created) await this.rollTo(run.segment);
         await writeFully(this.activeFile(), run.buf, run.used, run.startPosition);
       } catch (error: unknown) {
-        throw await this.rewind(runs.slice(i), 'write', run.segment, error);
+        throw await this.rewind(runs.slice(i), 'write', run.segment, rethrowBug(error));
       }
       const segment = run.segment;
       segment.writtenBytes = run.endPosition;
@@ -522,7 +541,7 @@ export class SegmentLog {
         try {
           await this.syncActive(false);
         } catch (error: unknown) {
-          throw await this.rewind([], 'fdatasync', this.active, error);
+          throw await this.rewind([], 'fdatasync', this.active, rethrowBug(error));
         }
         return;
       case 'batch':
@@ -547,7 +566,7 @@ export class SegmentLog {
     try {
       await this.syncActive(false);
     } catch (error: unknown) {
-      await this.rewind([], 'fdatasync', this.active, error);
+      await this.rewind([], 'fdatasync', this.active, rethrowBug(error));
     }
   }
 
@@ -580,12 +599,12 @@ export class SegmentLog {
     try {
       await this.syncActive(true);
     } catch (error: unknown) {
-      throw new StoreWriteError(errorCode(error), 'fdatasync before rolling', join(this.dir, previous.name), error);
+      throw new StoreWriteError(errorCode(error), 'fdatasync before rolling', join(this.dir, previous.name), rethrowBug(error));
     }
     try {
       await createSegmentFile(this.fs, this.dir, segment, await this.spare?.takeIfReady());
     } catch (error: unknown) {
-      throw new StoreWriteError(errorCode(error), 'creating segment', join(this.dir, segment.name), error);
+      throw new StoreWriteError(errorCode(error), 'creating segment', join(this.dir, segment.name), rethrowBug(error));
     } finally {
       this.spare?.prepare();
     }

@@ -51,7 +51,7 @@ const scalarArb: fc.Arbitrary<FieldValue> = fc.oneof(
   fc.float({ noNaN: true }).map((value): FieldValue => ({ type: 'f', value })),
   fc.double({ noNaN: true }).map((value): FieldValue => ({ type: 'd', value })),
   fc
-    .record({ scale: fc.integer({ min: 0, max: 255 }), digits: fc.integer({ min: 0, max: 2 ** 32 - 1 }) })
+    .record({ scale: fc.integer({ min: 0, max: 255 }), digits: fc.integer({ min: 0, max: 2 ** 32 - 1 }) }, { noNullPrototype: true })
     .map((value): FieldValue => ({ type: 'D', value })),
   textArb(30).map((value): FieldValue => ({ type: 'S', value })),
   nonUtf8Arb.map((raw): FieldValue => ({ type: 'S', value: raw.toString('utf8'), raw })),

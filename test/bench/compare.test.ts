@@ -7,6 +7,7 @@ import { createLatencyHistogram, recordMicros } from '../../src/bench/latency-hi
 import type { RunResult } from '../../src/bench/run-result.js';
 import { redactUrl } from '../../src/bench/run-result.js';
 
+/** Latencies below 2048 µs are stored exactly, so the ratios below are exact. */
 function run(label: string, round: number, publishedPerSecond: number, deliverMicros: number): RunResult {
   const deliverLatency = createLatencyHistogram();
   recordMicros(deliverLatency, deliverMicros);
@@ -27,7 +28,7 @@ function run(label: string, round: number, publishedPerSecond: number, deliverMi
     nacked: 0,
     unconfirmed: 0,
     accounting: { published: 1, routed: 1, consumed: 1, inQueues: 0, inQueuesBefore: 0, balanced: true },
-    cpu: { userMicros: 0, systemMicros: 0, percentOfOneCore: 50, percentOfMachine: 25, cores: 2 },
+    cpu: { userMicros: 0, systemMicros: 0, percentOfOneCore: 50, percentOfMachine: 25, cores: 2, threadBusy: [0.5, 0.5] },
     deliverLatency,
     confirmLatency: createLatencyHistogram(),
     errors: [],
@@ -36,8 +37,8 @@ function run(label: string, round: number, publishedPerSecond: number, deliverMi
 
 describe('comparison of two brokers', () => {
   const comparison = compareRuns(
-    [run('A', 1, 3000, 1000), run('A', 2, 1000, 2000), run('A', 3, 2000, 4000)],
-    [run('B', 1, 1000, 1000), run('B', 2, 1000, 1000), run('B', 3, 4000, 1000)],
+    [run('A', 1, 3000, 250), run('A', 2, 1000, 500), run('A', 3, 2000, 1000)],
+    [run('B', 1, 1000, 250), run('B', 2, 1000, 250), run('B', 3, 4000, 250)],
   );
 
   it('gives A/B per round and the median of each column', () => {
@@ -56,12 +57,15 @@ describe('comparison of two brokers', () => {
     assert.ok(!keys.includes('confirmP50Millis'));
   });
 
-  it('prints a row per round and a median row', () => {
-    const text = formatComparison(comparison);
-    const lines = text.split('\n');
-    assert.match(lines[1] ?? '', /^round\s+A sent msg\/s\s+B sent msg\/s\s+A\/B/);
-    assert.match(lines[2] ?? '', /^1\s+3,000\s+1,000\s+3\.00/);
-    assert.match(lines.at(-1) ?? '', /^median\s+2,000\s+1,000\s+1\.00/);
+  it('prints A, B and A/B rows per round and for the medians', () => {
+    const lines = formatComparison(comparison).split('\n');
+    assert.match(lines[1] ?? '', /^round\s+sent msg\/s\s+received msg\/s\s+deliver p50 ms/);
+    assert.match(lines[2] ?? '', /^1       A    \s+3,000\s+1,500\s+0\.250/);
+    assert.match(lines[3] ?? '', /^1\s+B\s+1,000\s+500\s+0\.250/);
+    assert.match(lines[4] ?? '', /^1\s+A\/B\s+3\.00\s+3\.00\s+1\.00/);
+    assert.equal(lines.length, 2 + 4 * 3);
+    assert.match(lines.at(-3) ?? '', /^median\s+A\s+2,000/);
+    assert.match(lines.at(-1) ?? '', /^median\s+A\/B\s+1\.00\s+1\.00\s+2\.00/);
   });
 });
 

@@ -51,12 +51,16 @@ describe('latency histograms', () => {
   it('survives encode and decode with every count intact', () => {
     const original = filled(1, 5000);
     recordMicros(original, 250_000);
-    const decoded = decodeHistogram(encodeHistogram(original));
-    assert.deepEqual(summarize(decoded), summarize(original));
+    const decoded = summarize(decodeHistogram(encodeHistogram(original)));
+    const expected = summarize(original);
+    // The encoding keeps bucket counts, so a decoded max is its bucket's top: equal within 0.1%.
+    assert.ok(Math.abs(decoded.maxMicros - expected.maxMicros) / expected.maxMicros <= 0.001);
+    assert.deepEqual({ ...decoded, maxMicros: 0 }, { ...expected, maxMicros: 0 });
   });
 
   it('merges parts into the distribution of the whole', () => {
     const merged = mergeHistograms([decodeHistogram(encodeHistogram(filled(1, 400))), filled(401, 1000)]);
+    // All values are below 2048 µs, where buckets are exact, so even max survives the round trip.
     assert.deepEqual(summarize(merged), summarize(filled(1, 1000)));
   });
 

@@ -121,7 +121,8 @@ describe('bench argument parsing', () => {
   });
 
   it('rejects bad URLs', () => {
-    rejects(['--url', 'localhost:5672'], /--url 'localhost:5672' is not a URL/);
+    rejects(['--url', 'localhost:5672'], /--url 'localhost:5672' must start with amqp:\/\/ or amqps:\/\//);
+    rejects(['--url', 'no url'], /--url 'no url' is not a URL/);
     rejects(['--url', 'http://localhost'], /must start with amqp:\/\/ or amqps:\/\//);
     rejects(['--compare', 'nope'], /--compare 'nope' is not a URL/);
   });

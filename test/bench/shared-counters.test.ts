@@ -44,17 +44,8 @@ describe('shared counters', () => {
   it('wakes a waiter on another thread and hands it the start time', async () => {
     const buffer = createSharedCounters(1);
     const counters = new SharedCounters(buffer);
-    const moduleUrl = new URL('../../src/bench/shared-counters.js', import.meta.url).href;
-    const worker = new Worker(
-      `import { workerData, parentPort } from 'node:worker_threads';
-       const { SharedCounters, Phase, ClientSlot } = await import(workerData.moduleUrl);
-       const counters = new SharedCounters(workerData.buffer);
-       counters.markGroupReady();
-       await counters.waitForPhase(Phase.running);
-       counters.add(0, ClientSlot.published, 3);
-       parentPort.postMessage(counters.startMicros());`,
-      { eval: true, workerData: { buffer, moduleUrl } },
-    );
+    const worker = new Worker(new URL('./fixtures/phase-waiter.js', import.meta.url), { workerData: { buffer } });
+    worker.on('error', (error) => assert.fail(error));
     try {
       const deadline = Date.now() + 5000;
       while (counters.readyGroups() < 1 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import type { EventEmitter } from 'node:events';
-import type { Channel, ChannelModel } from 'amqplib';
+import type { Channel, ChannelModel, GetMessage } from 'amqplib';
 
 /** How long a test waits for an event the broker owes it. */
 export const eventDeadlineMs = 5_000;
@@ -143,4 +143,15 @@ export class Inbox<T> {
 /** Resolves after the event loop has had a chance to run several round trips (a sync point). */
 export async function roundTrip(ch: Channel): Promise<void> {
   await ch.checkExchange('amq.direct');
+}
+
+/** basic.get until a message is there (a publish on another channel may still be on its way). */
+export async function getOne(ch: Channel, queue: string, opts: { noAck?: boolean } = {}, ms = eventDeadlineMs): Promise<GetMessage> {
+  const start = Date.now();
+  for (;;) {
+    const m = await ch.get(queue, opts);
+    if (m !== false) return m;
+    if (Date.now() - start > ms) throw new Error(`timed out after ${ms} ms waiting for a message in '${queue}'`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }

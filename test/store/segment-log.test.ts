@@ -59,7 +59,9 @@ for (const preallocate of [false, true]) {
         await opened.log.close();
         const onDisk = (await readdir(dir)).filter((name) => name.endsWith('.wseg')).sort();
         assert.deepEqual(onDisk, files);
-        for (const name of onDisk) assert.ok((await stat(join(dir, name))).size <= segmentBytes, `${name} larger than a segment`);
+        const sizes = await Promise.all(onDisk.map(async (name) => (await stat(join(dir, name))).size));
+        sizes.forEach((size, i) => assert.ok(size <= segmentBytes, `${onDisk[i]} larger than a segment`));
+        if (preallocate) assert.ok(sizes.filter((size) => size === segmentBytes).length >= files.length / 2, 'most segments were preallocated spares');
         const reopened = await openLog(dir, { preallocate, segmentBytes });
         assertRecords(reopened.records, 0, 1000);
         assert.equal(reopened.report.segments, files.length);
@@ -139,11 +141,30 @@ for (const preallocate of [false, true]) {
         assert.equal(opened.log.flushedOffset, 399);
         assert.ok(opened.log.stats().commits <= 3, `expected at most 3 rounds, got ${opened.log.stats().commits}`);
         assert.ok(fsyncs.length <= 3, `expected at most 3 fsyncs, got ${fsyncs.length}`);
+        opened.log.onFsync = undefined;
         await opened.log.close();
       });
     });
   });
 }
+
+test('a burst far larger than the write buffer is written in one round and read back', async () => {
+  await withTempDir(async (dir) => {
+    const opened = await openLog(dir, { segmentBytes: 8 * 1024 * 1024, preallocate: true });
+    // ~1.2 MB appended before one commit: the run buffer (256 KiB) must grow, several times.
+    const big = Buffer.alloc(3000, 0x33);
+    for (let offset = 0; offset < 400; offset++) opened.log.appendParts(kindFor(offset), payloadFor(offset), big);
+    assert.equal(await opened.log.commit(), 399);
+    assert.equal(opened.log.stats().commits, 1);
+    const record = await opened.log.read(250 as LogOffset);
+    assert.deepEqual(record.payload, Buffer.concat([payloadFor(250), big]));
+    await opened.log.close();
+    const reopened = await openLog(dir, { segmentBytes: 8 * 1024 * 1024, preallocate: true });
+    assert.equal(reopened.records.length, 400);
+    reopened.records.forEach((r, offset) => assert.deepEqual(r.payload, Buffer.concat([payloadFor(offset), big])));
+    await reopened.log.close();
+  });
+});
 
 test('appendAt and truncateTo, within and across segments', async () => {
   await withTempDir(async (dir) => {
@@ -167,6 +188,12 @@ test('appendAt and truncateTo, within and across segments', async () => {
     appendRange(opened.log, 120, 130, 9);
     await opened.log.truncateTo(125 as LogOffset);
     assert.equal(opened.log.nextOffset, 125);
+    // Truncating to nextOffset only writes what is pending, and durably (fsync always).
+    appendRange(opened.log, 125, 126, 9);
+    await opened.log.truncateTo(126 as LogOffset);
+    assert.equal(await opened.log.commit(), 125);
+    assert.equal(opened.log.flushedOffset, 125);
+    await opened.log.truncateTo(125 as LogOffset);
     await opened.log.close();
     const reopened = await openLog(dir);
     assertRecords(reopened.records.slice(0, 50), 0, 50);
@@ -186,7 +213,7 @@ test('appendAt and truncateTo, within and across segments', async () => {
 test('appendRecords appends encoded records verbatim and refuses a bad batch whole', async () => {
   await withTempDir(async (leaderDir) => {
     await withTempDir(async (followerDir) => {
-      const batch = Buffer.alloc(20 * (RECORD_HEADER_BYTES + 200));
+      const batch = Buffer.alloc(25 * (RECORD_HEADER_BYTES + 200) + 600 * 1024);
       let used = 0;
       for (let offset = 0; offset < 20; offset++) used += encodeRecord(batch, used, offset, kindFor(offset), payloadFor(offset));
       const follower = await openLog(followerDir);
@@ -195,12 +222,19 @@ test('appendRecords appends encoded records verbatim and refuses a bad batch who
       for (let offset = 20; offset < 25; offset++) used += encodeRecord(batch, used, offset, kindFor(offset), payloadFor(offset));
       assert.throws(() => follower.log.appendRecords(damaged), RecordBatchError, 'offsets must continue');
       const corrupt = Buffer.from(batch.subarray(damaged.length, used));
-      corrupt[corrupt.length - 1] ^= 0x40;
+      corrupt.writeUInt8(corrupt.readUInt8(corrupt.length - 1) ^ 0x40, corrupt.length - 1);
       assert.throws(() => follower.log.appendRecords(corrupt), /checksum/);
       assert.equal(follower.log.nextOffset, 20);
+      // A batch bigger than the write buffer (256 KiB).
+      const large = Buffer.alloc(600 * 1024 + RECORD_HEADER_BYTES);
+      encodeRecord(large, 0, 20, 9, Buffer.alloc(600 * 1024, 0x77));
+      assert.equal(follower.log.appendRecords(large), 20);
+      await follower.log.commit();
+      assert.deepEqual((await follower.log.read(20 as LogOffset)).payload, Buffer.alloc(600 * 1024, 0x77));
       await follower.log.close();
       const reopened = await openLog(followerDir);
-      assertRecords(reopened.records, 0, 20);
+      assertRecords(reopened.records.slice(0, 20), 0, 20);
+      assert.equal(reopened.records.length, 21);
       await reopened.log.close();
       void leaderDir;
     });

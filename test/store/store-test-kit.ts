@@ -113,9 +113,13 @@ class FaultyFile implements StoreFile {
   ) {}
 
   async write(buf: Uint8Array, bufOffset: number, length: number, position: number): Promise<number> {
-    if (this.fs.faults.get('write') === 'ENOSPC' && length > 1) {
-      // Like a disk filling up mid-write: part of the data lands, then the error.
-      await this.inner.write(buf, bufOffset, length >> 1, position);
+    if (this.fs.faults.get('write') === 'ENOSPC') {
+      // A full disk still lets a file be overwritten inside its size; a write that extends the
+      // file lands in part (what fits, and half of the rest), then fails.
+      const sizeBytes = await this.inner.sizeBytes();
+      if (position + length <= sizeBytes) return this.inner.write(buf, bufOffset, length, position);
+      const landed = Math.max(0, sizeBytes - position) + ((length - Math.max(0, sizeBytes - position)) >> 1);
+      if (landed > 0) await this.inner.write(buf, bufOffset, landed, position);
     }
     this.fs.check('write');
     return this.inner.write(buf, bufOffset, length, position);

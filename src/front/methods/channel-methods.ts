@@ -11,9 +11,11 @@ export function registerChannelMethods(t: HandlerTable): void {
     // Only meaningful while we are closing; Channel handles that state itself.
   });
   on(t, Method.ChannelFlow, (ch, a) => {
-    ch.clientFlow = a.active;
-    ch.updateFlow();
-    ch.conn.sendMethod(ch.id, { id: Method.ChannelFlowOk, args: { active: a.active } });
+    // RabbitMQ confirms active=true and refuses active=false with a connection error
+    // (rabbit_channel: protocol_error(not_implemented, "active=false")); clients that pause
+    // consumers use basic.qos or basic.cancel instead.
+    if (!a.active) throw new AmqpError(ReplyCode.notImplemented, 'NOT_IMPLEMENTED - active=false', 20, 20);
+    ch.conn.sendMethod(ch.id, { id: Method.ChannelFlowOk, args: { active: true } });
   });
   on(t, Method.ChannelFlowOk, () => {
     // We never send channel.flow to clients; a stray flow-ok is harmless.
