@@ -6,7 +6,7 @@
  */
 import { AmqpError } from '../amqp/errors.js';
 import { decodeMethod } from '../amqp/method-codec.js';
-import { decodeContentHeader, peekExpiration, peekHeaders } from '../amqp/content-header.js';
+import { decodeContentHeader, peekExpiration, peekHeaders, validateProperties } from '../amqp/content-header.js';
 import { FrameType, Method, ReplyCode, classIdOf, isHardError, methodIdOf, methodName } from '../amqp/spec.generated.js';
 import type { AmqpMethod } from '../amqp/spec.generated.js';
 import { PublishFlag } from '../ring/shard-records.js';
@@ -81,6 +81,11 @@ export class Channel {
   private flowSent = true;
 
   private readonly routed: string[] = [];
+  // The message being routed, for the headers exchange's lazy header lookup (one bound function, no closure per publish).
+  private headersSource: Buffer = Buffer.alloc(0);
+  private headersStart = 0;
+  private headersEnd = 0;
+  private readonly currentHeaders = () => peekHeaders(this.headersSource.subarray(this.headersStart, this.headersEnd));
 
   constructor(
     readonly conn: Connection,
@@ -213,22 +218,21 @@ export class Channel {
       this.assembly = undefined;
       throw new AmqpError(ReplyCode.preconditionFailed, `PRECONDITION_FAILED - invalid expiration '${expiration}'`, basicClassId, 40);
     }
+    // Shards and other consumers read these bytes later (headers exchange, dead-lettering):
+    // a malformed property list is refused here, where the client can be told.
+    validateProperties(h.propertyBytes);
     // Build the payload once, in the layout the shards keep: exchange, routing key, properties, body.
-    const ex = Buffer.from(a.exchange);
-    const rk = Buffer.from(a.routingKey);
+    const exLen = Buffer.byteLength(a.exchange);
+    const rkLen = Buffer.byteLength(a.routingKey);
     const props = h.propertyBytes;
-    const bodyStart = 2 + ex.length + rk.length + 4 + props.length;
+    const bodyStart = 2 + exLen + rkLen + 4 + props.length;
     const buf = Buffer.allocUnsafe(bodyStart + h.bodySize);
-    let p = 0;
-    buf[p++] = ex.length;
-    ex.copy(buf, p);
-    p += ex.length;
-    buf[p++] = rk.length;
-    rk.copy(buf, p);
-    p += rk.length;
-    buf.writeUInt32LE(props.length, p);
-    p += 4;
-    props.copy(buf, p);
+    buf[0] = exLen;
+    buf.write(a.exchange, 1);
+    buf[1 + exLen] = rkLen;
+    buf.write(a.routingKey, 2 + exLen);
+    buf.writeUInt32LE(props.length, 2 + exLen + rkLen);
+    props.copy(buf, 2 + exLen + rkLen + 4);
     a.payload = buf;
     a.bodyStart = bodyStart;
     a.bodySize = h.bodySize;
@@ -254,8 +258,8 @@ export class Channel {
     this.assembly = undefined;
     if (a?.payload === undefined) return;
     this.conn.publishedMessages++;
-    const exRkEnd = 2 + Buffer.byteLength(a.exchange) + Buffer.byteLength(a.routingKey);
-    const pStart = exRkEnd + 4;
+    const exLen = a.payload[0] ?? 0;
+    const pStart = 2 + exLen + (a.payload[1 + exLen] ?? 0) + 4;
     const pEnd = a.bodyStart;
     if (this.txMode) {
       this.txPublishes.push({ exchange: a.exchange, routingKey: a.routingKey, mandatory: a.mandatory, payload: a.payload, propsStart: pStart, propsEnd: pEnd });
@@ -270,7 +274,10 @@ export class Channel {
     const routed = this.routed;
     // pop() keeps the array's backing store; `length = 0` would drop it and allocate on every publish.
     while (routed.length > 0) routed.pop();
-    vhost.graph.route(exchange, routingKey, () => peekHeaders(payload.subarray(propsStart, propsEnd)), vhost.queueExists, routed);
+    this.headersSource = payload;
+    this.headersStart = propsStart;
+    this.headersEnd = propsEnd;
+    vhost.graph.route(exchange, routingKey, this.currentHeaders, vhost.queueExists, routed);
     const seq = this.confirmMode ? this.nextPublishSeq++ : 0;
     const shards = this.broker.groupByShard(vhost, routed);
     if (shards.size === 0) {
@@ -346,23 +353,23 @@ export class Channel {
   deliver(c: ConsumerRef, shard: ShardLink, queueId: number, msgId: number, redelivered: boolean, payload: Buffer): void {
     const tag = this.nextDeliveryTag++;
     if (!c.noAck) this.unacked.set(tag, { tag, shard, queueId, msgId });
-    this.writeMessage(payload, (exRk) => this.conn.writer.basicDeliver(this.id, c.tagShortstr, tag, redelivered, exRk));
+    const exRkEnd = 2 + (payload[0] ?? 0) + (payload[1 + (payload[0] ?? 0)] ?? 0);
+    this.conn.writer.basicDeliver(this.id, c.tagShortstr, tag, redelivered, payload.subarray(0, exRkEnd));
+    this.writeContent(payload, exRkEnd);
   }
 
   deliverGetOk(shard: ShardLink, queueId: number, msgId: number, redelivered: boolean, messageCount: number, noAck: boolean, payload: Buffer): void {
     const tag = this.nextDeliveryTag++;
     if (!noAck) this.unacked.set(tag, { tag, shard, queueId, msgId });
-    this.writeMessage(payload, (exRk) => this.conn.writer.basicGetOk(this.id, tag, redelivered, exRk, messageCount));
+    const exRkEnd = 2 + (payload[0] ?? 0) + (payload[1 + (payload[0] ?? 0)] ?? 0);
+    this.conn.writer.basicGetOk(this.id, tag, redelivered, payload.subarray(0, exRkEnd), messageCount);
+    this.writeContent(payload, exRkEnd);
   }
 
-  private writeMessage(payload: Buffer, writeMethod: (exRk: Buffer) => void): void {
-    const exLen = payload[0] ?? 0;
-    const rkLen = payload[1 + exLen] ?? 0;
-    const exRkEnd = 2 + exLen + rkLen;
-    const propsLen = payload.readUInt32LE(exRkEnd);
+  /** Content header and body frames of a message payload (see ring/shard-records.ts). */
+  private writeContent(payload: Buffer, exRkEnd: number): void {
     const propsStart = exRkEnd + 4;
-    const propsEnd = propsStart + propsLen;
-    writeMethod(payload.subarray(0, exRkEnd));
+    const propsEnd = propsStart + payload.readUInt32LE(exRkEnd);
     const w = this.conn.writer;
     w.contentHeader(this.id, basicClassId, payload.length - propsEnd, payload.subarray(propsStart, propsEnd));
     w.body(this.id, payload.subarray(propsEnd), this.conn.frameMaxBytes);

@@ -116,10 +116,11 @@ export class Shard implements QueueHost {
     }
     this.commitInFlight = true;
     store.commit().then(
-      (flushed) => {
+      () => {
         this.commitInFlight = false;
         if (this.storeFailure !== undefined) this.reportStoreRecovered();
-        this.releaseDurableConfirms(flushed);
+        // Under batch-ms commit() resolves after the write; only flushedOffset says what is on disk.
+        this.releaseDurableConfirms(store.log.flushedOffset);
         if (this.commitAgain || store.flushBatches()) {
           this.commitAgain = false;
           this.commit();

@@ -296,71 +296,79 @@ test('start() on one thread: records arrive, the writer waits for space and wake
   const sab = createRingBuffer(RING_BYTES);
   const writer = new RingWriter(sab, 'started');
   const reader = new RingReader(sab, 'started');
-  const timeoutsBefore = activeTimeouts();
-  const got: Got[] = [];
-  let batches = 0;
-  const bigBody = bodyFor(7, 5 * 1024 * 1024 + 3);
-  const sent = [expected(1, bodyFor(1, 10)), expected(2, bigBody), expected(3, bodyFor(3, 20))];
-  const allThere = new Promise<void>((resolve) => {
-    reader.start(collect(got), () => {
-      batches++;
-      if (got.length === sent.length) resolve();
+  try {
+    const timeoutsBefore = activeTimeouts();
+    const got: Got[] = [];
+    let batches = 0;
+    const bigBody = bodyFor(7, 5 * 1024 * 1024 + 3);
+    const sent = [expected(1, bodyFor(1, 10)), expected(2, bigBody), expected(3, bodyFor(3, 20))];
+    const allThere = new Promise<void>((resolve) => {
+      reader.start(collect(got), () => {
+        batches++;
+        if (got.length === sent.length) resolve();
+      });
     });
-  });
-  assert.equal(activeTimeouts(), timeoutsBefore + 1, 'a running reader holds one keep-alive timer');
-  writer.write(1, bodyFor(1, 10));
-  assert.equal(writer.write(2, bigBody), false);
-  writer.write(3, bodyFor(3, 20));
-  writer.flush();
-  await withDeadline(allThere, 'records through start()');
-  assert.deepEqual(got, sent);
-  assert.ok(batches >= 2);
-  assert.ok(writer.spaceWaits > 0, 'the writer slept waiting for space');
-  assert.ok(reader.writerWakes > 0, 'the reader woke the writer');
-  reader.stop();
-  writer.close();
-  assert.equal(activeTimeouts(), timeoutsBefore, 'stop() and close() release their handles');
+    assert.equal(activeTimeouts(), timeoutsBefore + 1, 'a running reader holds one keep-alive timer');
+    writer.write(1, bodyFor(1, 10));
+    assert.equal(writer.write(2, bigBody), false);
+    writer.write(3, bodyFor(3, 20));
+    writer.flush();
+    await withDeadline(allThere, 'records through start()');
+    assert.deepEqual(got, sent);
+    assert.ok(batches >= 2);
+    assert.ok(writer.spaceWaits > 0, 'the writer slept waiting for space');
+    assert.ok(reader.writerWakes > 0, 'the reader woke the writer');
+    reader.stop();
+    writer.close();
+    assert.equal(activeTimeouts(), timeoutsBefore, 'stop() and close() release their handles');
+  } finally {
+    reader.stop();
+    writer.close();
+  }
 });
 
 test('a stopped reader can start again and gets what was written meanwhile', async () => {
   const sab = createRingBuffer(RING_BYTES);
   const writer = new RingWriter(sab, 'restart');
   const reader = new RingReader(sab, 'restart');
-  const kinds: number[] = [];
-  let wanted = 1;
-  let arrived: (() => void) | undefined;
-  const handler: RecordHandler = (kind) => {
-    kinds.push(kind);
-    if (kinds.length === wanted) arrived?.();
-  };
-  const first = new Promise<void>((resolve) => (arrived = resolve));
-  reader.start(handler);
-  writer.write(1, bodyFor(1, 1));
-  writer.flush();
-  await withDeadline(first, 'first record');
-  // Let the reader go to sleep so stop() has a wait to settle.
-  await withDeadline(
-    new Promise<void>((resolve) => {
-      const check = (): void => {
-        if (reader.sleeps > 0) resolve();
-        else setImmediate(check);
-      };
-      check();
-    }),
-    'reader sleep',
-  );
-  reader.stop();
-  writer.write(2, bodyFor(2, 1));
-  writer.flush();
-  for (let turn = 0; turn < 3; turn++) await new Promise<void>((resolve) => setImmediate(resolve));
-  assert.deepEqual(kinds, [1], 'a stopped reader reads nothing');
-  wanted = 2;
-  const second = new Promise<void>((resolve) => (arrived = resolve));
-  reader.start(handler);
-  await withDeadline(second, 'record after restart');
-  assert.deepEqual(kinds, [1, 2]);
-  reader.stop();
-  writer.close();
+  try {
+    const kinds: number[] = [];
+    let wanted = 1;
+    let arrived: (() => void) | undefined;
+    const handler: RecordHandler = (kind) => {
+      kinds.push(kind);
+      if (kinds.length === wanted) arrived?.();
+    };
+    const first = new Promise<void>((resolve) => (arrived = resolve));
+    reader.start(handler);
+    writer.write(1, bodyFor(1, 1));
+    writer.flush();
+    await withDeadline(first, 'first record');
+    // Let the reader go to sleep so stop() has a wait to settle.
+    await withDeadline(
+      new Promise<void>((resolve) => {
+        const check = (): void => {
+          if (reader.sleeps > 0) resolve();
+          else setImmediate(check);
+        };
+        check();
+      }),
+      'reader sleep',
+    );
+    reader.stop();
+    writer.write(2, bodyFor(2, 1));
+    writer.flush();
+    for (let turn = 0; turn < 3; turn++) await new Promise<void>((resolve) => setImmediate(resolve));
+    assert.deepEqual(kinds, [1], 'a stopped reader reads nothing');
+    wanted = 2;
+    const second = new Promise<void>((resolve) => (arrived = resolve));
+    reader.start(handler);
+    await withDeadline(second, 'record after restart');
+    assert.deepEqual(kinds, [1, 2]);
+  } finally {
+    reader.stop();
+    writer.close();
+  }
 });
 
 test('close() of a writer waiting for space releases its handle and drops what is pending', () => {
