@@ -204,7 +204,10 @@ export class Channel {
     if (a === undefined) throw new Error('content header without a publish in progress');
     const h = decodeContentHeader(payload);
     if (h.classId !== basicClassId) {
-      throw new AmqpError(ReplyCode.frameError, `FRAME_ERROR - content header for class ${h.classId} on a basic.publish`, basicClassId, 40);
+      throw new AmqpError(ReplyCode.unexpectedFrame, `UNEXPECTED_FRAME - expected content header for class ${basicClassId}, got one for class ${h.classId} instead`, basicClassId, 40);
+    }
+    if (h.weight !== 0) {
+      throw new AmqpError(ReplyCode.unexpectedFrame, `UNEXPECTED_FRAME - content header weight must be 0, got ${h.weight}`, basicClassId, 40);
     }
     const max = this.broker.config.maxMessageBytes;
     if (h.bodySize > max) {

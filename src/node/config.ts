@@ -29,13 +29,23 @@ export interface NodeConfig {
   repair: boolean;
   nodeName: string;
   clusterName: string;
+  /** Management HTTP API and dashboard (see docs/management.md). */
+  mgmtPort: ListenerPort;
+  /** Address the management, Prometheus and WebSocket listeners bind to. */
+  mgmtHost: string;
+  prometheusPort: ListenerPort;
+  /** AMQP 0-9-1 over WebSocket (path /ws). */
+  wsPort: ListenerPort;
 }
+
+/** A listener's port: 0 picks a free one; 'off' runs the node without that listener. */
+export type ListenerPort = number | 'off';
 
 interface Option {
   flag: string;
   env: string;
   key: keyof NodeConfig;
-  kind: 'int' | 'string' | 'list';
+  kind: 'int' | 'string' | 'list' | 'port';
   help: string;
 }
 
@@ -54,6 +64,10 @@ const options: Option[] = [
   { flag: 'fsync', env: 'WARREN_FSYNC', key: 'fsync', kind: 'string', help: 'always (confirm after fdatasync) | batch-ms=N | never (unsafe) (default always)' },
   { flag: 'segment-bytes', env: 'WARREN_SEGMENT_BYTES', key: 'segmentBytes', kind: 'int', help: 'size of each shard log segment file (default 67108864)' },
   { flag: 'node-name', env: 'WARREN_NODE_NAME', key: 'nodeName', kind: 'string', help: 'this node\'s name (default warren@HOSTNAME)' },
+  { flag: 'mgmt-port', env: 'WARREN_MGMT_PORT', key: 'mgmtPort', kind: 'port', help: "management API and dashboard port; 0 picks a free one, 'off' disables (default 15672)" },
+  { flag: 'mgmt-host', env: 'WARREN_MGMT_HOST', key: 'mgmtHost', kind: 'string', help: 'address of the management, Prometheus and WebSocket listeners (default 127.0.0.1)' },
+  { flag: 'prometheus-port', env: 'WARREN_PROMETHEUS_PORT', key: 'prometheusPort', kind: 'port', help: "Prometheus /metrics port; 0 picks a free one, 'off' disables (default 15692)" },
+  { flag: 'ws-port', env: 'WARREN_WS_PORT', key: 'wsPort', kind: 'port', help: "AMQP over WebSocket port (path /ws); 0 picks a free one, 'off' disables (default 15674)" },
 ];
 
 export function defaultConfig(): NodeConfig {
@@ -74,6 +88,10 @@ export function defaultConfig(): NodeConfig {
     repair: false,
     nodeName: `warren@${process.env['HOSTNAME'] ?? 'localhost'}`,
     clusterName: 'warren',
+    mgmtPort: 15672,
+    mgmtHost: '127.0.0.1',
+    prometheusPort: 15692,
+    wsPort: 15674,
   };
 }
 
@@ -90,9 +108,11 @@ export function usage(): string {
 
 function applyValue(config: NodeConfig, o: Option, raw: unknown, source: string): void {
   const rec = config as unknown as Record<string, unknown>;
-  if (o.kind === 'int') {
+  if (o.kind === 'port' && (raw === 'off' || raw === false)) {
+    rec[o.key] = 'off';
+  } else if (o.kind === 'int' || o.kind === 'port') {
     const n = typeof raw === 'number' ? raw : Number(raw);
-    if (!Number.isSafeInteger(n) || n < 0) throw new ConfigError(`${source}: ${o.flag} must be a non-negative integer, got '${String(raw)}'`);
+    if (!Number.isSafeInteger(n) || n < 0) throw new ConfigError(`${source}: ${o.flag} must be ${o.kind === 'port' ? "a port number or 'off'" : 'a non-negative integer'}, got '${String(raw)}'`);
     rec[o.key] = n;
   } else if (o.kind === 'list') {
     rec[o.key] = Array.isArray(raw) ? raw.map(String) : String(raw).split(',').map((s) => s.trim()).filter((s) => s !== '');
@@ -153,6 +173,9 @@ function validate(c: NodeConfig): void {
   if (c.segmentBytes < 1024 * 1024) throw new ConfigError(`--segment-bytes must be at least 1048576, got ${c.segmentBytes}`);
   if (!isLogLevel(c.logLevel)) throw new ConfigError(`--log-level must be debug, info, warn or error, got '${c.logLevel}'`);
   if (c.port > 65535) throw new ConfigError(`--port must be at most 65535, got ${c.port}`);
+  for (const [flag, p] of [['mgmt-port', c.mgmtPort], ['prometheus-port', c.prometheusPort], ['ws-port', c.wsPort]] as const) {
+    if (p !== 'off' && p > 65535) throw new ConfigError(`--${flag} must be at most 65535 or 'off', got ${p}`);
+  }
   if (c.shards < 1 || c.shards > 64) throw new ConfigError(`--shards must be between 1 and 64, got ${c.shards}`);
   if (c.frameMaxBytes < 4096) throw new ConfigError(`--frame-max must be at least 4096, got ${c.frameMaxBytes}`);
   if (c.channelMax < 1 || c.channelMax > 65535) throw new ConfigError(`--channel-max must be between 1 and 65535, got ${c.channelMax}`);

@@ -376,11 +376,14 @@ test('close() of a writer waiting for space releases its handle and drops what i
   const writer = new RingWriter(sab, 'close');
   const timeoutsBefore = activeTimeouts();
   let seq = 0;
-  while (writer.write(1, bodyFor(seq++, 4000)));
-  writer.flush();
-  assert.equal(writer.pendingRecords, 1);
-  assert.equal(activeTimeouts(), timeoutsBefore + 1, 'a writer waiting for space keeps its thread alive');
-  writer.close();
+  try {
+    while (writer.write(1, bodyFor(seq++, 4000)));
+    writer.flush();
+    assert.equal(writer.pendingRecords, 1);
+    assert.equal(activeTimeouts(), timeoutsBefore + 1, 'a writer waiting for space keeps its thread alive');
+  } finally {
+    writer.close();
+  }
   assert.equal(activeTimeouts(), timeoutsBefore);
   assert.equal(writer.pendingRecords, 0);
   // What was in the ring before close() stays readable.

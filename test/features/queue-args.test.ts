@@ -1,0 +1,75 @@
+/**
+ * Malformed queue arguments get RabbitMQ's answer: channel.close 406 PRECONDITION_FAILED
+ * naming queue.declare, with rabbit_amqqueue's reply text; the connection stays up.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import amqp from 'amqplib';
+import { startBroker, type TestBroker } from '../helpers/broker.js';
+import { expectChannelClose } from '../helpers/amqp-expect.js';
+import { unique } from '../helpers/feature-kit.js';
+
+describe('malformed queue arguments', () => {
+  let broker: TestBroker;
+  let conn: amqp.ChannelModel;
+  before(async () => {
+    broker = await startBroker();
+    conn = await amqp.connect(broker.url);
+  });
+  after(async () => {
+    await conn.close();
+    assert.equal(await broker.stop(), 0);
+  });
+
+  const cases: [string, Record<string, unknown>, (q: string) => string][] = [
+    ['negative TTL', { 'x-message-ttl': -1 }, (q) => `invalid arg 'x-message-ttl' for queue '${q}' in vhost '/': {value_negative,-1}`],
+    ['a string where a number belongs', { 'x-max-length': 'ten' }, (q) => `invalid arg 'x-max-length' for queue '${q}' in vhost '/': "expected integer, got longstr"`],
+    ['an unknown overflow mode', { 'x-overflow': 'drop-tail' }, (q) => `invalid arg 'x-overflow' for queue '${q}' in vhost '/': invalid_overflow`],
+    ['x-expires 0', { 'x-expires': 0 }, (q) => `invalid arg 'x-expires' for queue '${q}' in vhost '/': {value_zero,0}`],
+    ['negative x-expires', { 'x-expires': -5 }, (q) => `invalid arg 'x-expires' for queue '${q}' in vhost '/': {value_negative,-5}`],
+    ['a TTL past the timer limit', { 'x-message-ttl': 4294967296 }, (q) => `invalid arg 'x-message-ttl' for queue '${q}' in vhost '/': {value_too_large,4294967296}`],
+    ['negative max-length-bytes', { 'x-max-length-bytes': -1 }, (q) => `invalid arg 'x-max-length-bytes' for queue '${q}' in vhost '/': {value_negative,-1}`],
+    ['x-max-priority over 255', { 'x-max-priority': 256 }, (q) => `invalid arg 'x-max-priority' for queue '${q}' in vhost '/': {max_value_exceeded,256}`],
+    ['a dead-letter routing key without a DLX', { 'x-dead-letter-routing-key': 'rk' }, (q) => `invalid arg 'x-dead-letter-routing-key' for queue '${q}' in vhost '/': routing_key_but_no_dlx_defined`],
+    ['a non-boolean x-single-active-consumer', { 'x-single-active-consumer': 'yes' }, (q) => `invalid arg 'x-single-active-consumer' for queue '${q}' in vhost '/': {unacceptable_type,longstr}`],
+    ['a DLX that is not a string', { 'x-dead-letter-exchange': 7 }, (q) => `invalid type 'byte' for arg 'x-dead-letter-exchange' in queue '${q}' in vhost '/'`],
+  ];
+
+  for (const [what, args, text] of cases) {
+    test(`${what} → 406 PRECONDITION_FAILED on queue.declare, channel only`, async () => {
+      const ch = await conn.createChannel();
+      const q = unique('bad-args');
+      await expectChannelClose(conn, ch, (c) => c.assertQueue(q, { arguments: args }), {
+        code: 406,
+        method: [50, 10],
+        text: new RegExp(`PRECONDITION_FAILED - ${escape(text(q))}$`),
+      });
+      // Nothing was created.
+      const probe = await conn.createChannel();
+      await expectChannelClose(conn, probe, (c) => c.checkQueue(q), { code: 404, method: [50, 10] });
+    });
+  }
+
+  test('valid arguments of every integer width are accepted', async () => {
+    const ch = await conn.createChannel();
+    const q = unique('good-args');
+    // amqplib sends small numbers as byte/short and big ones as int/long.
+    await ch.assertQueue(q, { exclusive: true, arguments: { 'x-message-ttl': 100000, 'x-max-length': 5, 'x-max-length-bytes': 5_000_000_000, 'x-expires': 60000, 'x-max-priority': 255 } });
+    await ch.close();
+  });
+
+  test('a redeclare with different arguments is 406 inequivalent arg', async () => {
+    const ch = await conn.createChannel();
+    const q = unique('redeclare');
+    await ch.assertQueue(q, { exclusive: true, maxLength: 5 });
+    await expectChannelClose(conn, ch, (c) => c.assertQueue(q, { exclusive: true, maxLength: 6 }), {
+      code: 406,
+      method: [50, 10],
+      text: /inequivalent arg 'x-max-length'/,
+    });
+  });
+});
+
+function escape(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
