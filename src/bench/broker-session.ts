@@ -27,7 +27,12 @@ export class BrokerSession {
   static async open(url: string): Promise<BrokerSession> {
     const connection = await connect(url, { timeout: CONNECT_TIMEOUT_MS, clientProperties: { connection_name: 'warren-bench control' } });
     connection.on('error', () => undefined);
-    const session = new BrokerSession(connection, await connection.createChannel());
+    const opening = connection.createChannel();
+    if (!(await withinMillis(opening, REPLY_MAX_MS))) {
+      await withinMillis(connection.close().catch(() => undefined), REPLY_MAX_MS);
+      throw new Error(`no reply to channel.open within ${REPLY_MAX_MS} ms`);
+    }
+    const session = new BrokerSession(connection, await opening);
     session.watch();
     return session;
   }

@@ -9,7 +9,7 @@ import type { GroupResult, GroupTask } from './group-task.js';
 import { encodeHistogram } from './latency-histogram.js';
 import { Producer } from './producer.js';
 import { Phase, SharedCounters } from './shared-counters.js';
-import { withinMillis } from './wake-signal.js';
+import { unlessStopped, withinMillis } from './wake-signal.js';
 
 /** Four posts a second, so the main thread's once-a-second line never misses a whole interval. */
 const PROGRESS_INTERVAL_MS = 250;
@@ -45,8 +45,19 @@ export default async function runClientGroup(task: GroupTask): Promise<GroupResu
   const producers: Producer[] = [];
   const consumers: Consumer[] = [];
   let utilization = 0;
+  const resultOf = (): GroupResult => ({
+    group: task.group,
+    producers: producers.map((producer) => producer.totals()),
+    consumers: consumers.map((consumer) => consumer.totals()),
+    deliverLatency: encodeHistogram(latency.deliverTotal),
+    confirmLatency: encodeHistogram(latency.confirmTotal),
+    eventLoopUtilization: utilization,
+    errors,
+  });
   try {
-    await Promise.all([
+    // channel.open, basic.qos and basic.consume have no timeout of their own: an abort (the
+    // main thread gives up waiting for ready groups) must also end this wait.
+    const opening = Promise.all([
       ...task.producers.map(async (spec) => {
         const name = `producer ${spec.client}`;
         const producer = await Producer.open(await open(name), spec, task.workload, counters, latency);
@@ -60,6 +71,8 @@ export default async function runClientGroup(task: GroupTask): Promise<GroupResu
         consumers.push(consumer);
       }),
     ]);
+    // Aborted while connecting: another group failed and said why; this one only closes.
+    if (!(await unlessStopped(opening, counters.waitForPhase(Phase.abort)))) return resultOf();
     // Producers mark themselves running before the group counts as ready, so the main thread
     // never mistakes a group that has not started for one whose producers have finished.
     const producerRuns = producers.map((producer) => producer.runToEnd().catch((error: unknown) => fail('producer', error)));
@@ -83,13 +96,5 @@ export default async function runClientGroup(task: GroupTask): Promise<GroupResu
     await Promise.all(connections.map((connection) => withinMillis(connection.close().catch(() => undefined), CLOSE_MAX_MS)));
     task.progressPort.close();
   }
-  return {
-    group: task.group,
-    producers: producers.map((producer) => producer.totals()),
-    consumers: consumers.map((consumer) => consumer.totals()),
-    deliverLatency: encodeHistogram(latency.deliverTotal),
-    confirmLatency: encodeHistogram(latency.confirmTotal),
-    eventLoopUtilization: utilization,
-    errors,
-  };
+  return resultOf();
 }

@@ -28,6 +28,10 @@ import { isDeathCycle } from '../shard/dead-letter.js';
 const ringPendingPauseBytes = 4 * 1024 * 1024;
 /** ...and before every publisher is told connection.blocked. */
 const ringPendingBlockBytes = 32 * 1024 * 1024;
+/** How often paused publishers are re-checked against the shards' flow signal. */
+const flowCheckMs = 2;
+/** Longest single flow pause: publishers make progress even if a consumer stalls. */
+const flowPauseMaxMs = 50;
 
 export interface NewQueue {
   name: string;
@@ -62,6 +66,9 @@ export class Broker {
   private readonly dirtyShards = new Set<ShardLink>();
   private flushScheduled = false;
   private readonly pausedByRing = new Set<Connection>();
+  /** Publishing connections paused by a shard's flow signal, with when they were paused. */
+  private readonly pausedByFlow = new Map<Connection, number>();
+  private flowTimer: NodeJS.Timeout | undefined;
   private readonly confirmChannels = new Set<Channel>();
   private readonly regexCache = new Map<string, RegExp>();
 
@@ -148,6 +155,7 @@ export class Broker {
   noteShardWrite(shard: ShardLink, conn: Connection | undefined): void {
     this.dirtyShards.add(shard);
     this.scheduleFlush();
+    if (conn !== undefined && shard.congested) this.pauseForFlow(conn);
     const pending = shard.out.pendingBytes;
     if (pending === 0) return;
     if (conn !== undefined && pending > ringPendingPauseBytes) {
@@ -161,9 +169,35 @@ export class Broker {
     }
   }
 
+  /**
+   * Flow: stop reading a publisher while a shard reports a consumed queue backing up. A
+   * connection that also consumes is left alone (its acks are what drains the queue), and
+   * no pause outlasts flowPauseMaxMs, so flow slows publishers down and never wedges them.
+   */
+  private pauseForFlow(conn: Connection): void {
+    if (this.pausedByFlow.has(conn) || conn.hasConsumers()) return;
+    conn.pauseReading();
+    this.pausedByFlow.set(conn, performance.now());
+    this.flowTimer ??= setInterval(() => this.checkFlow(), flowCheckMs);
+  }
+
+  private checkFlow(): void {
+    const congested = this.shards.some((s) => s.congested);
+    const now = performance.now();
+    for (const [conn, since] of this.pausedByFlow) {
+      if (congested && now - since < flowPauseMaxMs) continue;
+      this.pausedByFlow.delete(conn);
+      if (!this.pausedByRing.has(conn)) conn.resumeReading();
+    }
+    if (this.pausedByFlow.size === 0 && this.flowTimer !== undefined) {
+      clearInterval(this.flowTimer);
+      this.flowTimer = undefined;
+    }
+  }
+
   private onShardDrained(shard: ShardLink): void {
     if (this.shards.some((s) => s.out.pendingBytes > 0)) return;
-    for (const c of this.pausedByRing) c.resumeReading();
+    for (const c of this.pausedByRing) if (!this.pausedByFlow.has(c)) c.resumeReading();
     this.pausedByRing.clear();
     if (this.blockedReason !== undefined) {
       this.log.info(`unblocking publishers (shard ${shard.index} drained)`);
@@ -357,6 +391,7 @@ export class Broker {
   connectionClosed(conn: Connection): void {
     this.connections.delete(conn);
     this.pausedByRing.delete(conn);
+    this.pausedByFlow.delete(conn);
     this.dirtyConns.delete(conn);
     for (const q of [...this.queuesById.values()]) {
       if (q.owner === conn) void this.deleteQueue(q, 'deleted (exclusive owner closed)');

@@ -6,7 +6,7 @@
  */
 import { AmqpError } from '../amqp/errors.js';
 import { decodeMethod } from '../amqp/method-codec.js';
-import { decodeContentHeader, peekExpiration, peekHeaders, validateProperties } from '../amqp/content-header.js';
+import { decodeContentHeader, peekExpiration, peekHeaders, peekUserId, validateProperties } from '../amqp/content-header.js';
 import { FrameType, Method, ReplyCode, classIdOf, isHardError, methodIdOf, methodName } from '../amqp/spec.generated.js';
 import type { AmqpMethod } from '../amqp/spec.generated.js';
 import { PublishFlag } from '../ring/shard-records.js';
@@ -224,6 +224,7 @@ export class Channel {
     // Shards and other consumers read these bytes later (headers exchange, dead-lettering):
     // a malformed property list is refused here, where the client can be told.
     validateProperties(h.propertyBytes);
+    this.checkUserId(h.propertyBytes);
     // Build the payload once, in the layout the shards keep: exchange, routing key, properties, body.
     const exLen = Buffer.byteLength(a.exchange);
     const rkLen = Buffer.byteLength(a.routingKey);
@@ -242,6 +243,21 @@ export class Channel {
     a.received = 0;
     if (h.bodySize === 0) this.completePublish();
     else this.expecting = 'body';
+  }
+
+  /** RabbitMQ's validated user-id: the property, if set, must name the authenticated user (unless an impersonator). */
+  private checkUserId(propertyBytes: Buffer): void {
+    const claimed = peekUserId(propertyBytes);
+    const user = this.conn.user;
+    if (claimed === undefined || user === undefined || claimed === user.name || user.tags.includes('impersonator')) return;
+    this.expecting = 'method';
+    this.assembly = undefined;
+    throw new AmqpError(
+      ReplyCode.preconditionFailed,
+      `PRECONDITION_FAILED - user_id property set to '${claimed}' but authenticated user was '${user.name}'`,
+      basicClassId,
+      40,
+    );
   }
 
   private onContentBody(payload: Buffer): void {
@@ -385,12 +401,14 @@ export class Channel {
   takeUnacked(tag: number, multiple: boolean, methodId: number): UnackedRef[] {
     const out: UnackedRef[] = [];
     if (multiple) {
+      // RabbitMQ: tag 0 means everything outstanding; any other tag must itself be outstanding,
+      // or nothing is settled and the channel closes (rabbit_channel:collect_acks).
+      if (tag !== 0 && !this.unacked.has(tag)) throw this.unknownTag(tag, methodId);
       for (const [t, u] of this.unacked) {
         if (tag !== 0 && t > tag) break;
         out.push(u);
         this.unacked.delete(t);
       }
-      if (out.length === 0 && tag !== 0) throw this.unknownTag(tag, methodId);
       return out;
     }
     const u = this.unacked.get(tag);

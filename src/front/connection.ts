@@ -396,6 +396,11 @@ export class Connection {
     this.sendMethod(0, { id: Method.ConnectionUnblocked, args: {} });
   }
 
+  hasConsumers(): boolean {
+    for (const ch of this.channels.values()) if (ch.consumers.size > 0) return true;
+    return false;
+  }
+
   pauseReading(): void {
     if (this.readPaused) return;
     this.readPaused = true;

@@ -46,7 +46,13 @@ export class ShardLink {
   constructor(
     readonly index: number,
     readonly out: RingWriter,
+    private readonly flow: Int32Array = new Int32Array(1),
   ) {}
+
+  /** The shard asks publishers to slow down: a consumed queue's backlog is past its watermark. */
+  get congested(): boolean {
+    return Atomics.load(this.flow, 0) === 1;
+  }
 
   private request(p: Pending): number {
     const id = this.nextReqId++;

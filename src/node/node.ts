@@ -38,7 +38,12 @@ interface ShardThread {
 }
 
 /** Starts a shard worker; it recovers its log before it says ready (all shards recover in parallel). */
-async function startShard(index: number, config: NodeConfig, log: Logger): Promise<{ worker: Worker; toShard: SharedArrayBuffer; fromShard: SharedArrayBuffer }> {
+async function startShard(
+  index: number,
+  config: NodeConfig,
+  log: Logger,
+): Promise<{ worker: Worker; toShard: SharedArrayBuffer; fromShard: SharedArrayBuffer; flow: SharedArrayBuffer }> {
+  const flow = new SharedArrayBuffer(4);
   const toShard = createRingBuffer(config.ringBytes);
   const fromShard = createRingBuffer(config.ringBytes);
   const data: ShardWorkerData = {
@@ -49,6 +54,7 @@ async function startShard(index: number, config: NodeConfig, log: Logger): Promi
     fsync: parseFsyncPolicy(config.fsync),
     segmentBytes: config.segmentBytes,
     repair: config.repair,
+    flow,
   };
   const worker = new Worker(new URL('../shard/worker.js', import.meta.url), { workerData: data, name: `shard-${index}` });
   return new Promise((resolve, reject) => {
@@ -58,7 +64,7 @@ async function startShard(index: number, config: NodeConfig, log: Logger): Promi
         if (m.recoveredRecords > 0 || m.truncatedBytes > 0) {
           log.info(`shard ${index}: recovered ${m.recoveredRecords} log record(s) for ${m.recoveredQueues} queue(s)${m.truncatedBytes > 0 ? `, truncated a torn tail of ${m.truncatedBytes} bytes` : ''}`);
         }
-        resolve({ worker, toShard, fromShard });
+        resolve({ worker, toShard, fromShard, flow });
       } else if (m.type === 'failed') {
         void worker.terminate();
         reject(new Error(`shard ${index} could not start: ${m.message}`));
@@ -71,7 +77,7 @@ async function startShard(index: number, config: NodeConfig, log: Logger): Promi
 export async function startNode(config: NodeConfig, log: Logger = createLogger(config.logLevel)): Promise<RunningNode> {
   mkdirSync(config.dataDir, { recursive: true });
   const started = await Promise.all(Array.from({ length: config.shards }, (_, i) => startShard(i, config, log)));
-  const links = started.map((s, i) => new ShardLink(i, new RingWriter(s.toShard, `front→shard${i}`)));
+  const links = started.map((s, i) => new ShardLink(i, new RingWriter(s.toShard, `front→shard${i}`), new Int32Array(s.flow)));
   const broker = new Broker(
     {
       channelMax: config.channelMax,

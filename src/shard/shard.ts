@@ -20,6 +20,13 @@ interface DurableConfirm {
   ok: boolean;
 }
 
+/**
+ * Flow control (RabbitMQ's "flow" state): while a queue that has consumers holds more than
+ * this many ready messages, the front stops reading from the sockets publishing into this
+ * shard, so publishers cannot outrun consumers without bound and leave them no CPU.
+ */
+const flowHighMessages = 20_000;
+const flowLowMessages = 10_000;
 /** Deliveries per queue per pass, so one busy queue cannot starve the others or the ring reader. */
 const deliverBudgetPerPass = 256;
 /** Stop delivering while this many bytes wait outside the shard→front ring (the front is behind). */
@@ -53,12 +60,14 @@ export class Shard implements QueueHost {
   readonly latency = new LatencyRecorder();
   private readonly ringTransit = this.latency.get('ring_transit');
   private readonly deliverLatency = new Map<number, Histogram>();
+  private readonly congested = new Set<Queue>();
 
   constructor(
     readonly index: number,
     private readonly out: RingWriter,
     private readonly store: ShardStore | undefined,
     private readonly log: (level: 'info' | 'warn' | 'error', msg: string) => void = () => {},
+    private readonly flow: Int32Array = new Int32Array(1),
   ) {
     if (store !== undefined) {
       this.nextMsgId = store.maxMsgId + 1;
@@ -101,9 +110,17 @@ export class Shard implements QueueHost {
   /** After each batch of records: deliver, send confirms, publish everything to the front. */
   onBatchEnd(): void {
     this.deliverDirty();
+    if (this.congested.size > 0) this.updateFlow();
     this.flushConfirms();
     if (this.store !== undefined && this.store.flushBatches()) this.commit();
     this.out.flush();
+  }
+
+  private updateFlow(): void {
+    for (const q of this.congested) {
+      if (q.deleted || q.consumers.length === 0 || q.ready.length <= flowLowMessages) this.congested.delete(q);
+    }
+    if (this.congested.size === 0) Atomics.store(this.flow, 0, 0);
   }
 
   /** Group commit: one write (and fdatasync, per policy) for everything appended since the last one. */
@@ -309,6 +326,10 @@ export class Shard implements QueueHost {
         enqueuedAtMs: nowPerf,
         persisted: false,
       };
+      if (q.consumers.length > 0 && q.ready.length > flowHighMessages && !this.congested.has(q)) {
+        this.congested.add(q);
+        Atomics.store(this.flow, 0, 1);
+      }
       if (q.enqueue(m) === 'rejected') {
         ok = false;
       } else if (persistent && this.store !== undefined && q.config.durable) {

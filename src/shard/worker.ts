@@ -22,6 +22,8 @@ export interface ShardWorkerData {
   fsync: FsyncPolicy;
   segmentBytes: number;
   repair: boolean;
+  /** One Int32 the shard sets while a consumed queue's backlog is past the flow watermark. */
+  flow: SharedArrayBuffer;
 }
 
 /** Lifecycle messages to the main thread. */
@@ -49,7 +51,7 @@ async function main(): Promise<void> {
   }
   const reader = new RingReader(data.toShard, `front→shard${data.index}`);
   const writer = new RingWriter(data.fromShard, `shard${data.index}→front`);
-  const shard = new Shard(data.index, writer, store, log);
+  const shard = new Shard(data.index, writer, store, log, new Int32Array(data.flow));
   reader.start(
     (kind, body) => {
       if (kind === ToShard.shutdown) {

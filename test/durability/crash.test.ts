@@ -14,15 +14,14 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import amqp from 'amqplib';
-import { startBroker, waitFor } from '../helpers/broker.js';
+import { startBroker, waitFor, type TestBroker } from '../helpers/broker.js';
 import { within } from '../helpers/amqp-expect.js';
-import { drainQueue, makeDataDir, removeDataDir, seqOf } from './durability-kit.js';
+import { connect, drainQueue, makeDataDir, removeDataDir, seqOf } from './durability-kit.js';
 
 const queue = 'crash-q';
 /** Kill points per run of the suite; each run takes 1.5–3 s. */
-const killPoints = 4;
+const killPoints = Number(process.env['WARREN_CRASH_POINTS'] ?? 4);
 /** The kill comes this long after traffic started, at least / at most. */
 const killAfterMinMs = 250;
 const killAfterMaxMs = 1500;
@@ -52,15 +51,24 @@ interface RunResult {
   ackedBefore: number;
   back: number;
   ackedThatCameBack: number;
+  phases: string;
 }
 
 async function crashRun(killAfterMs: number): Promise<RunResult> {
   const dataDir = makeDataDir();
+  let broker: TestBroker | undefined;
+  const t0 = Date.now();
+  const phases: string[] = [];
+  const phase = (name: string): void => {
+    phases.push(`${name}@${Date.now() - t0}`);
+  };
   try {
-    let broker = await startBroker({ dataDir, args: ['--fsync', 'always'] });
-    const pubConn = await amqp.connect(broker.url);
-    const subConn = await amqp.connect(broker.url);
-    const closed = [once(pubConn, 'close'), once(subConn, 'close')];
+    broker = await startBroker({ dataDir, args: ['--fsync', 'always'] });
+    phase('started');
+    const pubConn = await connect(broker.url);
+    const subConn = await connect(broker.url);
+    // (events.once would reject on the 'error' that comes first.)
+    const closed = [pubConn, subConn].map((c) => new Promise<void>((resolve) => c.once('close', () => resolve())));
     for (const c of [pubConn, subConn]) c.on('error', () => {});
     const pub = await pubConn.createConfirmChannel();
     pub.on('error', () => {});
@@ -80,6 +88,7 @@ async function crashRun(killAfterMs: number): Promise<RunResult> {
           inFlight--;
           if (err === null || err === undefined) confirmed.add(seq);
           else if (err instanceof Error && err.message === 'message nacked') nacked.push(seq);
+          else stopped = true; // the channel closed (these callbacks run before its 'close' event)
           pump();
         });
       }
@@ -113,12 +122,17 @@ async function crashRun(killAfterMs: number): Promise<RunResult> {
     });
 
     pump();
-    await waitFor(() => confirmed.size > 0 && seenBefore.size > 0, 'traffic to flow', 5_000);
+    phase('traffic');
+    await waitFor(() => confirmed.size > 0 && seenBefore.size > 0, 'traffic to flow', 5_000).catch((err: unknown) => {
+      throw new Error(`${String(err)}: published ${nextSeq}, confirmed ${confirmed.size}, delivered ${seenBefore.size}\n${broker?.log() ?? ''}`);
+    });
     // The kill moment itself (not a wait for some condition): random, reproducible from the seed.
     await new Promise((r) => setTimeout(r, killAfterMs));
+    phase('kill');
     await broker.kill();
     // Everything the broker sent before it died is read before the sockets report close.
     await within(Promise.all(closed), 'both client connections to see the crash');
+    phase('closed');
     assert.ok(stopped, 'the publisher saw its channel close');
 
     assert.deepEqual(orderErrors, [], 'deliveries before the crash');
@@ -126,34 +140,34 @@ async function crashRun(killAfterMs: number): Promise<RunResult> {
 
     // ---- restart and drain --------------------------------------------------------------------
     broker = await startBroker({ dataDir, args: ['--fsync', 'always'] });
-    try {
-      const conn = await amqp.connect(broker.url);
-      const ch = await conn.createChannel();
-      const back = (await drainQueue(ch, queue)).map((m) => ({ seq: seqOf(m), redelivered: m.fields.redelivered }));
-      await conn.close();
+    phase('restarted');
+    const conn = await connect(broker.url);
+    const ch = await conn.createChannel();
+    const back = (await drainQueue(ch, queue)).map((m) => ({ seq: seqOf(m), redelivered: m.fields.redelivered }));
+    await conn.close();
+    phase('drained');
 
-      const backSeqs = back.map((b) => b.seq);
-      for (let i = 1; i < backSeqs.length; i++) {
-        assert.ok((backSeqs[i] as number) > (backSeqs[i - 1] as number), `after the restart ${backSeqs[i]} follows ${backSeqs[i - 1]}: out of order or duplicated`);
-      }
-      for (const s of backSeqs) assert.ok(s >= 0 && s < nextSeq, `${s} was never published`);
-      const backSet = new Set(backSeqs);
-      const lost = [...confirmed].filter((s) => !acked.has(s) && !backSet.has(s)).sort((a, b) => a - b);
-      assert.deepEqual(lost, [], 'confirmed, never acked, and gone after the crash');
-      const unflagged = back.filter((b) => seenBefore.has(b.seq) && !b.redelivered).map((b) => b.seq);
-      assert.deepEqual(unflagged, [], 'delivered before the crash, back after it without redelivered=true');
-      return {
-        published: nextSeq,
-        confirmed: confirmed.size,
-        seenBefore: seenBefore.size,
-        ackedBefore: acked.size,
-        back: back.length,
-        ackedThatCameBack: backSeqs.filter((s) => acked.has(s)).length,
-      };
-    } finally {
-      await broker.stop();
+    const backSeqs = back.map((b) => b.seq);
+    for (let i = 1; i < backSeqs.length; i++) {
+      assert.ok((backSeqs[i] as number) > (backSeqs[i - 1] as number), `after the restart ${backSeqs[i]} follows ${backSeqs[i - 1]}: out of order or duplicated`);
     }
+    for (const s of backSeqs) assert.ok(s >= 0 && s < nextSeq, `${s} was never published`);
+    const backSet = new Set(backSeqs);
+    const lost = [...confirmed].filter((s) => !acked.has(s) && !backSet.has(s)).sort((a, b) => a - b);
+    assert.equal(lost.length, 0, `${lost.length} confirmed, never acked message(s) gone after the crash: ${lost.slice(0, 20).join(' ')}`);
+    const unflagged = back.filter((b) => seenBefore.has(b.seq) && !b.redelivered).map((b) => b.seq);
+    assert.equal(unflagged.length, 0, `${unflagged.length} message(s) delivered before the crash came back with redelivered=false: ${unflagged.slice(0, 20).join(' ')}`);
+    return {
+      published: nextSeq,
+      confirmed: confirmed.size,
+      seenBefore: seenBefore.size,
+      ackedBefore: acked.size,
+      back: back.length,
+      ackedThatCameBack: backSeqs.filter((s) => acked.has(s)).length,
+      phases: phases.join(' '),
+    };
   } finally {
+    await broker?.kill();
     removeDataDir(dataDir);
   }
 }

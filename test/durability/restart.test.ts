@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import amqp from 'amqplib';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
 import { Inbox, expectChannelClose, within } from '../helpers/amqp-expect.js';
-import { drainQueue, makeDataDir, publishConfirmed, removeDataDir, warrenctl } from './durability-kit.js';
+import { connect, drainQueue, makeDataDir, publishConfirmed, removeDataDir, warrenctl } from './durability-kit.js';
 
 /** Publish i is persistent unless i % 3 === 2 (those are transient). */
 const publishCount = 12;
@@ -55,7 +55,7 @@ describe('restart on the same data directory', () => {
     await warrenctl(dataDir, ['add_user', 'alice', 'wonder-land']);
     await warrenctl(dataDir, ['set_permissions', '-p', 'app', 'alice', '^app-', '^(app-|amq\\.default$)', '^app-']);
 
-    const conn = await amqp.connect(broker.url);
+    const conn = await connect(broker.url);
     conn.on('error', () => {}); // the SIGTERM below closes it with connection-forced
     const ch = await conn.createConfirmChannel();
     ch.on('error', () => {});
@@ -80,7 +80,7 @@ describe('restart on the same data directory', () => {
     await publishConfirmed(ch, 'durable-x', 'k2', Buffer.from('via k2 and durable-fan'), { persistent: true });
     for (let i = 0; i < 5; i++) await publishConfirmed(ch, '', 'consumed-q', Buffer.from(`c${i}`), { persistent: true });
 
-    const alice = await amqp.connect(`amqp://alice:wonder-land@${broker.host}:${broker.port}/app`);
+    const alice = await connect(`amqp://alice:wonder-land@${broker.host}:${broker.port}/app`);
     alice.on('error', () => {});
     const aliceCh = await alice.createConfirmChannel();
     aliceCh.on('error', () => {});
@@ -134,7 +134,7 @@ describe('restart on the same data directory', () => {
 
     // ---- after ------------------------------------------------------------------------------
     broker = await startBroker({ dataDir });
-    const conn2 = await amqp.connect(broker.url);
+    const conn2 = await connect(broker.url);
     const ch2 = await conn2.createConfirmChannel();
 
     const back = await drainQueue(ch2, 'durable-q');
@@ -199,7 +199,7 @@ describe('restart on the same data directory', () => {
     await expectChannelClose(conn2, await conn2.createChannel(), (c) => c.checkExchange('transient-x'), { code: 404 });
 
     // The user, the vhost and the permissions: alice works in 'app' and nowhere else.
-    const alice2 = await amqp.connect(`amqp://alice:wonder-land@${broker.host}:${broker.port}/app`);
+    const alice2 = await connect(`amqp://alice:wonder-land@${broker.host}:${broker.port}/app`);
     const aliceCh2 = await alice2.createChannel();
     assert.deepEqual(
       (await drainQueue(aliceCh2, 'app-q')).map((m) => [m.content.toString(), m.fields.redelivered]),
@@ -208,7 +208,7 @@ describe('restart on the same data directory', () => {
     await expectChannelClose(alice2, await alice2.createChannel(), (c) => c.assertQueue('not-app-q', { durable: true }), { code: 403 });
     await alice2.close();
     await assert.rejects(
-      within(amqp.connect(`amqp://alice:wrong-password@${broker.host}:${broker.port}/app`), 'a refused login'),
+      within(connect(`amqp://alice:wrong-password@${broker.host}:${broker.port}/app`), 'a refused login'),
       'a wrong password is still refused',
     );
     await conn2.close();

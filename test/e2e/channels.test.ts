@@ -6,14 +6,14 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import amqp from 'amqplib';
 import { AMQPClient } from '@cloudamqp/amqp-client';
-import { startBroker, type TestBroker } from '../helpers/broker.js';
-import { Inbox, expectChannelClose, within } from '../helpers/amqp-expect.js';
+import type { TestBroker } from '../helpers/broker.js';
+import { Inbox, expectChannelClose, within, startE2eBroker } from '../helpers/amqp-expect.js';
 
 describe('channels', () => {
   let broker: TestBroker;
   let conn: amqp.ChannelModel;
   before(async () => {
-    broker = await startBroker();
+    broker = await startE2eBroker();
     conn = await amqp.connect(broker.url);
   });
   after(async () => {

@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import amqp from 'amqplib';
 import { AMQPClient } from '@cloudamqp/amqp-client';
 import { Connection as RabbitConnection } from 'rabbitmq-client';
-import { startBroker, type TestBroker } from '../helpers/broker.js';
-import { within } from '../helpers/amqp-expect.js';
+import type { TestBroker } from '../helpers/broker.js';
+import { within, startE2eBroker } from '../helpers/amqp-expect.js';
 
 /** The negotiated values amqplib keeps on its low-level connection (not in its typings). */
 interface TunedConnection {
@@ -26,7 +26,7 @@ function tuned(conn: amqp.ChannelModel): TunedConnection {
 describe('connection', () => {
   let broker: TestBroker;
   before(async () => {
-    broker = await startBroker();
+    broker = await startE2eBroker();
   });
   after(async () => {
     assert.equal(await broker.stop(), 0);

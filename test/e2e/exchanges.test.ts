@@ -6,15 +6,15 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import amqp from 'amqplib';
-import { startBroker, type TestBroker } from '../helpers/broker.js';
-import { expectChannelClose, expectConnectionClose, within } from '../helpers/amqp-expect.js';
+import type { TestBroker } from '../helpers/broker.js';
+import { expectChannelClose, expectConnectionClose, within, startE2eBroker } from '../helpers/amqp-expect.js';
 
 describe('exchanges', () => {
   let broker: TestBroker;
   let conn: amqp.ChannelModel;
   let ch: amqp.Channel;
   before(async () => {
-    broker = await startBroker();
+    broker = await startE2eBroker();
     conn = await amqp.connect(broker.url);
     ch = await conn.createChannel();
   });

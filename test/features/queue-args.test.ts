@@ -42,7 +42,8 @@ describe('malformed queue arguments', () => {
       await expectChannelClose(conn, ch, (c) => c.assertQueue(q, { arguments: args }), {
         code: 406,
         method: [50, 10],
-        text: new RegExp(`PRECONDITION_FAILED - ${escape(text(q))}$`),
+        // amqplib quotes the reply text: the whole of it must match.
+        text: new RegExp(`PRECONDITION_FAILED - ${escape(text(q))}"$`),
       });
       // Nothing was created.
       const probe = await conn.createChannel();

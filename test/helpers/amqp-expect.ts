@@ -4,8 +4,34 @@
  * (the connection after a channel error) keeps working.
  */
 import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
 import type { EventEmitter } from 'node:events';
 import type { Channel, ChannelModel, GetMessage } from 'amqplib';
+import { startBroker, type StartOptions, type TestBroker } from './broker.js';
+
+/**
+ * Set WARREN_E2E_REFERENCE_URL (e.g. amqp://guest:guest@127.0.0.1:5672) to run an e2e file
+ * against a real RabbitMQ instead of warren: that is how the assertions are checked to be
+ * RabbitMQ's behaviour rather than warren's.
+ */
+export const referenceUrl = process.env['WARREN_E2E_REFERENCE_URL'];
+
+/** startBroker(), or the reference RabbitMQ when WARREN_E2E_REFERENCE_URL is set (nothing is started or stopped then). */
+export async function startE2eBroker(opts?: StartOptions): Promise<TestBroker> {
+  if (referenceUrl === undefined) return startBroker(opts);
+  const u = new URL(referenceUrl);
+  return {
+    url: referenceUrl,
+    host: u.hostname,
+    port: Number(u.port),
+    dataDir: '',
+    // No child process: the reference broker is not ours to signal.
+    process: undefined as unknown as ChildProcess,
+    log: () => '',
+    stop: () => Promise.resolve(0),
+    kill: () => Promise.resolve(),
+  };
+}
 
 /** How long a test waits for an event the broker owes it. */
 export const eventDeadlineMs = 5_000;
@@ -93,7 +119,7 @@ export async function expectChannelClose(
     } catch {
       // the rejected operation is expected; the channel's 'error' event says why
     }
-    checkClose(await within(err, `channel.close ${want.code}`), want, 'channel close');
+    checkClose(await within(err, `channel.close ${want.code} ${want.text?.source ?? ''}`), want, 'channel close');
     await within(closed, 'the channel to close');
     const probe = await within(conn.createChannel(), 'a new channel after the channel error');
     await probe.checkExchange('amq.direct');
@@ -113,7 +139,7 @@ export async function expectConnectionClose(conn: ChannelModel, op: () => unknow
   } catch {
     // expected: the operation fails because the connection went
   }
-  checkClose(await within(err, `connection.close ${want.code}`), want, 'connection close');
+  checkClose(await within(err, `connection.close ${want.code} ${want.text?.source ?? ''}`), want, 'connection close');
   await within(closed, 'the connection to close');
 }
 

@@ -22,11 +22,14 @@ export interface CtlOptions {
 
 /** Runs `warrenctl ARGS...` (no socket flag added: pass --data-dir or --socket in args). */
 export function runWarrenctl(args: readonly string[], opts: CtlOptions = {}): Promise<CtlResult> {
+  // An env value of undefined removes the variable (execFile would pass the text 'undefined').
+  const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env };
+  for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
   return new Promise((resolve, reject) => {
     execFile(
       process.execPath,
       [warrenctlEntry.pathname, ...args],
-      { cwd: opts.cwd, env: { ...process.env, ...opts.env }, timeout: runDeadlineMs, maxBuffer: 64 * 1024 * 1024 },
+      { cwd: opts.cwd, env, timeout: runDeadlineMs, maxBuffer: 64 * 1024 * 1024 },
       (err, stdout, stderr) => {
         if (err !== null && typeof err.code !== 'number') {
           reject(new Error(`warrenctl ${args.join(' ')} did not finish: ${err.message}\n${stderr}`));

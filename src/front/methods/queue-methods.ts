@@ -141,7 +141,7 @@ export function registerQueueMethods(t: HandlerTable): void {
       }
       if (a.ifEmpty) {
         const [ready] = await q.shard.statQueue(q.queueId);
-        if (ready > 0) throw new AmqpError(ReplyCode.preconditionFailed, `PRECONDITION_FAILED - ${queueLabel(q.vhost, q.name)} is not empty`, 50, 40);
+        if (ready > 0) throw new AmqpError(ReplyCode.preconditionFailed, `PRECONDITION_FAILED - ${queueLabel(q.vhost, q.name)} not empty`, 50, 40);
       }
       messageCount = await ch.broker.deleteQueue(q, 'deleted');
     }
