@@ -66,7 +66,6 @@ export async function runBench(argv: readonly string[], io: BenchIo): Promise<nu
         const run = await runWorkload({ options, url: broker.url, label: broker.label, round, pool, log: say, stopRequested: io.stopRequested ?? (() => false) });
         runs.push(run);
         say(formatRunSummary(run));
-        if (run.errors.length > 0) break rounds;
       }
     }
   } catch (error: unknown) {

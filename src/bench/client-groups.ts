@@ -16,7 +16,9 @@ export function dealClients(topology: Topology, threads: number): ClientGroup[] 
   const pairs = Math.max(topology.producers.length, topology.consumers.length);
   for (let index = 0; index < pairs; index++) {
     const producer = topology.producers[index];
-    if (producer !== undefined) dealt.push({ client: producer.client, exchange: topology.exchange, routingKey: producer.routingKey });
+    if (producer !== undefined) {
+      dealt.push({ client: producer.client, exchange: topology.exchange, routingKey: producer.routingKey, scheduleOffset: index / topology.producers.length });
+    }
     const consumer = topology.consumers[index];
     if (consumer !== undefined) dealt.push({ client: consumer.client, queue: consumer.queue });
   }

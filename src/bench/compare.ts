@@ -22,6 +22,8 @@ export const COMPARED_METRICS: readonly ComparedMetric[] = [
   { key: 'confirmP50Millis', title: 'confirm p50 ms', higherIsBetter: false, of: (run) => percentileMillis(run, 'confirmLatency', 50) },
   { key: 'confirmP99Millis', title: 'confirm p99 ms', higherIsBetter: false, of: (run) => percentileMillis(run, 'confirmLatency', 99) },
   { key: 'generatorCpuPercent', title: 'bench CPU % of a core', higherIsBetter: false, of: (run) => run.cpu.percentOfOneCore },
+  // Near 100 the generator, not the broker, set the pace of that run.
+  { key: 'busiestThreadPercent', title: 'busiest client thread %', higherIsBetter: false, of: (run) => Math.max(0, ...run.cpu.threadBusy) * 100 },
 ];
 
 export interface ComparedValue {

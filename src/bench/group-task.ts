@@ -7,6 +7,11 @@ export interface ProducerSpec {
   readonly client: number;
   readonly exchange: string;
   readonly routingKey: string;
+  /**
+   * With --rate, where in each interval this producer's sends fall (0..1), so N producers at
+   * R msg/s offer an even N×R msg/s instead of N-message bursts.
+   */
+  readonly scheduleOffset: number;
 }
 
 export interface ConsumerSpec {

@@ -31,9 +31,14 @@ export default async function runClientGroup(task: GroupTask): Promise<GroupResu
   const open = async (name: string): Promise<ChannelModel> => {
     const connection = await connect(task.workload.url, { timeout: CONNECT_TIMEOUT_MS, clientProperties: { connection_name: `warren-bench ${name}` } });
     connections.push(connection);
-    connection.on('error', (error: Error) => fail(`${name} connection`, error));
+    let errored = false;
+    connection.on('error', (error: Error) => {
+      errored = true;
+      fail(`${name} connection`, error);
+    });
+    // A close after an error is the same failure said twice.
     connection.on('close', () => {
-      if (!closingDeliberately) fail(`${name} connection`, new Error('closed by the broker'));
+      if (!closingDeliberately && !errored) fail(`${name} connection`, new Error('closed by the broker'));
     });
     return connection;
   };
@@ -78,9 +83,11 @@ export default async function runClientGroup(task: GroupTask): Promise<GroupResu
     const producerRuns = producers.map((producer) => producer.runToEnd().catch((error: unknown) => fail('producer', error)));
     counters.markGroupReady();
     await counters.waitForPhase(Phase.running);
+    // Over the publishing window, the same span as the rates and the process CPU figure.
     const loopAtStart = performance.eventLoopUtilization();
-    await counters.waitForPhase(Phase.stopConsuming);
+    await counters.waitForPhase(Phase.stopPublishing);
     utilization = performance.eventLoopUtilization(loopAtStart).utilization;
+    await counters.waitForPhase(Phase.stopConsuming);
     await Promise.all(producerRuns);
     if (counters.phase() < Phase.abort) {
       await Promise.all(consumers.map(async (consumer) => {

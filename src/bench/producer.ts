@@ -13,9 +13,12 @@ import { Gate, sleepMillis, unlessStopped, withinMillis, yieldToEventLoop } from
 /** Publishes between yields to the event loop, so amqplib's muxer and same-thread consumers get turns. */
 const PUBLISH_BATCH_MESSAGES = 200;
 /** How long a stopped producer waits for the broker's last confirms before reporting them missing. */
-const CONFIRM_SETTLE_MAX_MS = 30_000;
-/** A broker that does not answer channel.close in this long is wedged; stop waiting for it. */
-const CLOSE_MAX_MS = 5000;
+export const CONFIRM_SETTLE_MAX_MS = 30_000;
+/**
+ * channel.close-ok comes only after the broker has taken every publish sent before it; at an
+ * unlimited rate without confirms that can be tens of MB of backlog on a busy 2-core machine.
+ */
+export const PRODUCER_CLOSE_MAX_MS = 60_000;
 
 export class Producer {
   private published = 0;
@@ -67,7 +70,7 @@ export class Producer {
       await this.settle();
       if (this.counters.phase() < Phase.abort && !this.channelClosed) {
         // close-ok also tells us the broker has taken every publish sent before it.
-        if (!(await withinMillis(this.channel.close(), CLOSE_MAX_MS))) throw new Error(`no channel.close-ok within ${CLOSE_MAX_MS} ms`);
+        if (!(await withinMillis(this.channel.close(), PRODUCER_CLOSE_MAX_MS))) throw new Error(`no channel.close-ok within ${PRODUCER_CLOSE_MAX_MS} ms`);
       }
     } finally {
       this.counters.set(this.spec.client, ClientSlot.running, 0);
@@ -91,7 +94,7 @@ export class Producer {
       let sendTimeMicros = nowMicros();
       if (ratePerProducer !== undefined) {
         // The scheduled time, not the actual one, is stamped: a late send shows as latency.
-        const dueMicros = startMicros + this.published * intervalMicros;
+        const dueMicros = startMicros + (this.published + this.spec.scheduleOffset) * intervalMicros;
         if (dueMicros > sendTimeMicros) {
           await unlessStopped(sleepMillis(Math.max(1, Math.floor((dueMicros - sendTimeMicros) / 1000))), stop);
           continue;

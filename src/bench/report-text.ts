@@ -45,7 +45,7 @@ export function formatRunSummary(run: RunResult): string {
   const before = accounting.inQueuesBefore === 0 ? '' : ` (after ${formatCount(accounting.inQueuesBefore)} already there)`;
   lines.push(
     `  accounting ${accounting.routed === accounting.published ? 'published' : 'routed'} ${formatCount(accounting.routed)} ${accounting.balanced ? '=' : '≠'} consumed ${formatCount(accounting.consumed)} + left in queues ${accounting.inQueues === undefined ? 'unknown' : formatCount(accounting.inQueues)}${before}  ${accounting.balanced ? 'ok' : accounting.inQueues === undefined ? 'UNCHECKED' : 'MISMATCH'}`,
-    `  bench CPU  ${run.cpu.percentOfOneCore.toFixed(0)}% of one core = ${run.cpu.percentOfMachine.toFixed(0)}% of the ${run.cpu.cores}-core machine (user ${(run.cpu.userMicros / 1e6).toFixed(2)} s, system ${(run.cpu.systemMicros / 1e6).toFixed(2)} s over ${run.totalSeconds.toFixed(2)} s)`,
+    `  bench CPU  ${run.cpu.percentOfOneCore.toFixed(0)}% of one core = ${run.cpu.percentOfMachine.toFixed(0)}% of the ${run.cpu.cores}-core machine (user ${(run.cpu.userMicros / 1e6).toFixed(2)} s, system ${(run.cpu.systemMicros / 1e6).toFixed(2)} s in the ${run.windowSeconds.toFixed(2)} s window)`,
     `  client threads busy ${run.cpu.threadBusy.map((busy) => `${(busy * 100).toFixed(0)}%`).join(', ')} (event-loop utilization)${saturated(run) ? ' — a client thread was saturated: the generator may have set the pace' : ''}`,
   );
   lines.push(indent(latencyTable([

@@ -32,9 +32,9 @@ export interface RunResult {
   readonly broker: BrokerIdentity;
   readonly threads: number;
   readonly connections: number;
-  /** The publishing window the rates are over. */
+  /** The publishing window the rates and the CPU figure are over. */
   readonly windowSeconds: number;
-  /** Start to the end of draining, the span the CPU figure is over. */
+  /** Start to the end of draining and closing. */
   readonly totalSeconds: number;
   readonly publishedInWindow: number;
   readonly consumedInWindow: number;

@@ -11,6 +11,7 @@ import type { GroupResult, GroupTask, GroupWorkload, IntervalLatency } from './g
 import { createLatencyHistogram, decodeHistogram, mergeHistograms } from './latency-histogram.js';
 import type { LatencyHistogram } from './latency-histogram.js';
 import type { BenchOptions } from './options.js';
+import { CONFIRM_SETTLE_MAX_MS, PRODUCER_CLOSE_MAX_MS } from './producer.js';
 import { formatProgressLine } from './progress-line.js';
 import type { GeneratorCpu, RunResult } from './run-result.js';
 import { redactUrl } from './run-result.js';
@@ -24,8 +25,8 @@ const POLL_MS = 50;
 const PROGRESS_INTERVAL_MICROS = 1_000_000;
 /** Connecting hundreds of clients to a loaded broker can take a while; longer is a dead broker. */
 const READY_MAX_MS = 30_000;
-/** Producers wait up to 30 s for their confirms; this adds room to close. */
-const PRODUCERS_STOP_MAX_MS = 40_000;
+/** Producers bound their confirm wait and their close themselves; this only adds a margin. */
+const PRODUCERS_STOP_MAX_MS = CONFIRM_SETTLE_MAX_MS + PRODUCER_CLOSE_MAX_MS + 10_000;
 /** Groups bound each close by 5 s (cancel, then connection close); this leaves room for both. */
 const GROUPS_FINISH_MAX_MS = 15_000;
 /** Consumers that have taken nothing for this long have drained what they can reach. */
@@ -140,6 +141,9 @@ async function runClients(context: RunContext, topology: Topology): Promise<Meas
     counters.advancePhase(Phase.running);
     await publishPhase(context, counters, totals, interval, startMicros);
     const stopPublishMicros = nowMicros();
+    // The CPU figure covers the window in which load was offered, like the rates; draining
+    // and closing afterwards would only dilute it.
+    const cpuUsed = process.cpuUsage(cpuBefore);
     totals.sample();
     const publishedInWindow = totals.sum(ClientSlot.published);
     const consumedInWindow = totals.sum(ClientSlot.consumed);
@@ -153,7 +157,6 @@ async function runClients(context: RunContext, topology: Topology): Promise<Meas
     counters.advancePhase(Phase.stopConsuming);
     const settled = await settleTasks(tasks, counters, failures);
     const endMicros = nowMicros();
-    const cpuUsed = process.cpuUsage(cpuBefore);
     const groups = settled.filter((result): result is GroupResult => result !== undefined);
     return {
       groups,
@@ -161,7 +164,7 @@ async function runClients(context: RunContext, topology: Topology): Promise<Meas
       totalSeconds: (endMicros - startMicros) / 1e6,
       publishedInWindow,
       consumedInWindow,
-      cpu: generatorCpu(cpuUsed, endMicros - startMicros),
+      cpu: generatorCpu(cpuUsed, stopPublishMicros - startMicros),
       errors: [...failures, ...groups.flatMap((group) => group.errors)],
     };
   } finally {

@@ -14,6 +14,7 @@ import type { Connection } from './connection.js';
 import type { ConsumerRef, QueueMeta } from './queue-meta.js';
 import type { ShardLink } from './shard-link.js';
 import { methodHandlers } from './methods/index.js';
+import { senderSelected } from './sender-selected.js';
 import { recordUs } from '../metrics/latency.js';
 
 const basicClassId = 60;
@@ -44,6 +45,8 @@ interface TxPublish {
   payload: Buffer;
   propsStart: number;
   propsEnd: number;
+  /** CC/BCC routing keys (sender-selected distribution), when the message had them. */
+  routingKeys: readonly string[] | undefined;
 }
 
 /** Acks and nacks of a transaction: taken out of `unacked` at once (so tags are checked then), settled at commit. */
@@ -75,6 +78,8 @@ export class Channel {
   prefetchCount = 0;
   globalPrefetch = 0;
   readonly consumers = new Map<string, ConsumerRef>();
+  /** RabbitMQ's most_recently_declared_queue: what an empty queue name means in get, consume, bind, purge, delete. */
+  lastDeclaredQueue = '';
   private nextDeliveryTag = 1;
   readonly unacked = new Map<number, UnackedRef>();
   clientFlow = true;
@@ -278,17 +283,32 @@ export class Channel {
     if (a?.payload === undefined) return;
     this.conn.publishedMessages++;
     const exLen = a.payload[0] ?? 0;
+    let payload = a.payload;
     const pStart = 2 + exLen + (a.payload[1 + exLen] ?? 0) + 4;
-    const pEnd = a.bodyStart;
+    let pEnd = a.bodyStart;
+    const selected = senderSelected(a.exchange, a.routingKey, payload, pStart, pEnd);
+    if (selected !== undefined) {
+      payload = selected.payload;
+      pEnd = selected.propsEnd;
+    }
+    const routingKeys = selected?.routingKeys;
     if (this.txMode) {
-      this.txPublishes.push({ exchange: a.exchange, routingKey: a.routingKey, mandatory: a.mandatory, payload: a.payload, propsStart: pStart, propsEnd: pEnd });
+      this.txPublishes.push({ exchange: a.exchange, routingKey: a.routingKey, mandatory: a.mandatory, payload, propsStart: pStart, propsEnd: pEnd, routingKeys });
       return;
     }
-    this.routeAndPublish(a.exchange, a.routingKey, a.mandatory, a.payload, pStart, pEnd);
+    this.routeAndPublish(a.exchange, a.routingKey, a.mandatory, payload, pStart, pEnd, routingKeys);
   }
 
   /** Routes through the exchange graph and hands the message to the shards that own the queues. */
-  routeAndPublish(exchange: string, routingKey: string, mandatory: boolean, payload: Buffer, propsStart: number, propsEnd: number): void {
+  routeAndPublish(
+    exchange: string,
+    routingKey: string,
+    mandatory: boolean,
+    payload: Buffer,
+    propsStart: number,
+    propsEnd: number,
+    routingKeys?: readonly string[],
+  ): void {
     const vhost = this.conn.vhost;
     const routed = this.routed;
     // pop() keeps the array's backing store; `length = 0` would drop it and allocate on every publish.
@@ -296,7 +316,8 @@ export class Channel {
     this.headersSource = payload;
     this.headersStart = propsStart;
     this.headersEnd = propsEnd;
-    vhost.graph.route(exchange, routingKey, this.currentHeaders, vhost.queueExists, routed);
+    if (routingKeys === undefined) vhost.graph.route(exchange, routingKey, this.currentHeaders, vhost.queueExists, routed);
+    else vhost.graph.routeKeys(exchange, routingKeys, this.currentHeaders, vhost.queueExists, routed);
     const seq = this.confirmMode ? this.nextPublishSeq++ : 0;
     const shards = this.broker.groupByShard(vhost, routed);
     if (shards.size === 0) {

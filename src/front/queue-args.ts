@@ -14,7 +14,7 @@ const queueTypes = new Set(['classic', 'quorum', 'stream']);
 const maxPriorityLimit = 255;
 
 /** RabbitMQ's names for field types, as they appear in its error texts. */
-const typeNames: Record<string, string> = {
+export const typeNames: Record<string, string> = {
   t: 'bool', b: 'byte', B: 'unsignedbyte', s: 'short', u: 'unsignedshort', I: 'signedint', i: 'unsignedint',
   l: 'long', f: 'float', d: 'double', D: 'decimal', S: 'longstr', x: 'binary', A: 'array', T: 'timestamp', F: 'table', V: 'void',
 };

@@ -231,7 +231,7 @@ export function listPolicies(b: Broker, vhost: string): Listing {
 
 const queueColumns = [
   'name', 'vhost', 'durable', 'auto_delete', 'exclusive', 'arguments', 'policy', 'effective_policy_definition', 'messages',
-  'messages_ready', 'messages_unacknowledged', 'message_bytes', 'message_bytes_ready', 'consumers', 'state', 'type',
+  'messages_ready', 'messages_unacknowledged', 'message_bytes_ready', 'consumers', 'state', 'type',
   'exclusive_consumer_tag', 'single_active_consumer_tag', 'messages_published', 'messages_delivered', 'messages_acknowledged',
   'messages_redelivered', 'shard',
 ];
@@ -265,7 +265,6 @@ function queueRow(b: Broker, q: QueueMeta, s: QueueStatsEntry | undefined): Row 
     messages: ready + unacked,
     messages_ready: ready,
     messages_unacknowledged: unacked,
-    message_bytes: s?.readyBytes ?? 0,
     message_bytes_ready: s?.readyBytes ?? 0,
     consumers: q.consumers.size,
     state: 'running',

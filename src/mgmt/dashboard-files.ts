@@ -62,13 +62,19 @@ export class DashboardFiles {
       log.warn(`dashboard unavailable: ${err instanceof Error ? err.message : String(err)}`);
       return;
     }
+    const byFile = new Map<string, Loaded | undefined>();
     for (const [name, f] of Object.entries(files)) {
-      try {
-        const body = readFileSync(join(dir, f.file));
-        this.loaded.set(name, { body, contentType: f.contentType, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 16)}"` });
-      } catch (err) {
-        log.warn(`dashboard file ${f.file} unavailable: ${err instanceof Error ? err.message : String(err)}`);
+      if (!byFile.has(f.file)) {
+        try {
+          const body = readFileSync(join(dir, f.file));
+          byFile.set(f.file, { body, contentType: f.contentType, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 16)}"` });
+        } catch (err) {
+          log.warn(`dashboard file ${f.file} unavailable: ${err instanceof Error ? err.message : String(err)}`);
+          byFile.set(f.file, undefined);
+        }
       }
+      const loaded = byFile.get(f.file);
+      if (loaded !== undefined) this.loaded.set(name, loaded);
     }
   }
 

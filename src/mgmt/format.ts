@@ -16,7 +16,7 @@ const rate = (r: number): { rate: number } => ({ rate: Math.round(r * 10) / 10 }
 
 const queueColumns = [
   'name', 'vhost', 'durable', 'auto_delete', 'exclusive', 'arguments', 'policy', 'effective_policy_definition', 'messages',
-  'messages_ready', 'messages_unacknowledged', 'message_bytes', 'message_bytes_ready', 'consumers', 'state', 'type',
+  'messages_ready', 'messages_unacknowledged', 'message_bytes_ready', 'consumers', 'state', 'type',
   'exclusive_consumer_tag', 'single_active_consumer_tag', 'messages_published', 'messages_delivered', 'messages_acknowledged',
   'messages_redelivered', 'shard',
 ];
@@ -61,7 +61,6 @@ function queueItem(b: Broker, row: Item, r: ReturnType<StatsSampler['queueRates'
     messages_ready_details: rate(r.messagesReady),
     messages_unacknowledged: row['messages_unacknowledged'],
     messages_unacknowledged_details: rate(r.messagesUnacked),
-    message_bytes: row['message_bytes'],
     message_bytes_ready: row['message_bytes_ready'],
     message_stats: {
       publish: row['messages_published'],

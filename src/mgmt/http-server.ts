@@ -151,8 +151,8 @@ function readBody(res: HttpResponse, ex: Exchange, declaredBytes: number | undef
   });
 }
 
-/** Routes every request of the app to handler; handler errors become 500s, never a crash. */
-export function serveAll(app: TemplatedApp, handler: RequestHandler, maxBodyBytes: number, log: Logger): void {
+/** Routes every request of the app to handler; handler errors become 500s, never a crash. maxBodyBytes is per path. */
+export function serveAll(app: TemplatedApp, handler: RequestHandler, maxBodyBytes: (rawPath: string) => number, log: Logger): void {
   app.any('/*', (res, req) => {
     const ex = new Exchange(res);
     const method = req.getCaseSensitiveMethod().toUpperCase();
@@ -166,7 +166,7 @@ export function serveAll(app: TemplatedApp, handler: RequestHandler, maxBodyByte
     const remoteAddress = remoteAddressOf(res);
     const lengthHeader = headers.get('content-length');
     const declaredBytes = lengthHeader === undefined || !/^[0-9]+$/.test(lengthHeader) ? undefined : Number(lengthHeader);
-    const bodyPromise = bodyMethods.has(method) ? readBody(res, ex, declaredBytes, maxBodyBytes) : Promise.resolve(Buffer.alloc(0));
+    const bodyPromise = bodyMethods.has(method) ? readBody(res, ex, declaredBytes, maxBodyBytes(rawPath)) : Promise.resolve(Buffer.alloc(0));
     void bodyPromise.then(async (body) => {
       if (body === undefined || !ex.open) return;
       let reply: Reply;

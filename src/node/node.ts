@@ -19,6 +19,7 @@ import { parseFsyncPolicy } from '../store/fsync-policy.js';
 import { join } from 'node:path';
 import { DefinitionsFile } from './definitions-file.js';
 import { startAdminSocket } from '../mgmt/admin-socket.js';
+import { startManagement } from '../mgmt/management.js';
 import type { NodeConfig } from './config.js';
 import { createLogger, type Logger } from './logger.js';
 
@@ -131,7 +132,12 @@ export async function startNode(config: NodeConfig, log: Logger = createLogger(c
   const addr = server.address();
   const port = typeof addr === 'object' && addr !== null ? addr.port : config.port;
   const url = `amqp://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  log.info(`warren ${config.nodeName} started with ${config.shards} shard(s), data in ${config.dataDir}`);
+  const mgmt = await startManagement(
+    broker,
+    { host: config.mgmtHost, mgmtPort: config.mgmtPort, prometheusPort: config.prometheusPort, wsPort: config.wsPort, dataDir: config.dataDir, amqp: { host: config.host, port }, rings: threads.map((t) => t.reader) },
+    log,
+  );
+  log.info(`warren ${config.nodeName} started with ${config.shards} shard(s), data in ${config.dataDir}${mgmt.url === undefined ? '' : `, management at ${mgmt.url}`}`);
   const admin = await startAdminSocket(broker, config, log);
 
   let stopping: Promise<void> | undefined;
@@ -139,6 +145,7 @@ export async function startNode(config: NodeConfig, log: Logger = createLogger(c
     stopping ??= (async () => {
       log.info('stopping: closing connections');
       server.close();
+      mgmt.close();
       await admin.close();
       for (const c of [...broker.connections]) {
         c.close(ReplyCode.connectionForced, "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'");

@@ -50,6 +50,7 @@ export class RingReader {
   readonly capacityBytes: number;
 
   private readonly ringName: string;
+  private readonly sab: SharedArrayBuffer;
   private readonly mask: number;
   /** Inside one long poll, free space every this many bytes so a waiting writer refills early. */
   private readonly freeStepBytes: number;
@@ -84,6 +85,7 @@ export class RingReader {
 
   constructor(sab: SharedArrayBuffer, name: string) {
     this.ringName = name;
+    this.sab = sab;
     this.capacityBytes = ringCapacityBytes(sab, name);
     this.mask = this.capacityBytes - 1;
     this.freeStepBytes = this.capacityBytes / 8;
@@ -120,7 +122,8 @@ export class RingReader {
           handled++;
           this.recordsReadCount++;
           this.bodyBytesRead += bodyBytes;
-          onRecord(kind, this.dataBuffer.subarray(bodyIndex, bodyIndex + bodyBytes));
+          // Buffer.from(sab, …) makes the view faster than subarray() does.
+          onRecord(kind, Buffer.from(this.sab, HEADER_BYTES + bodyIndex, bodyBytes));
         } else {
           const body = this.takeFragment(kind, flags, bodyIndex, bodyBytes);
           if (body !== undefined) {

@@ -94,10 +94,11 @@ export class RingWriter {
   }
 
   write2(kind: number, a: Uint8Array, b: Uint8Array): boolean {
-    assert(!this.closed, `ring ${this.ringName}: write after close`);
-    assert((kind & KIND_USER_MAX) === kind, `ring ${this.ringName}: kind ${kind} outside 0..${KIND_USER_MAX}`);
+    // Checked with `if` so the hot path builds no message strings.
+    if (this.closed) assert.fail(`ring ${this.ringName}: write after close`);
+    if ((kind & KIND_USER_MAX) !== kind) assert.fail(`ring ${this.ringName}: kind ${kind} outside 0..${KIND_USER_MAX}`);
     const totalBodyBytes = a.length + b.length;
-    assert(totalBodyBytes <= BODY_BYTES_MAX, `ring ${this.ringName}: body of ${totalBodyBytes} bytes > ${BODY_BYTES_MAX}`);
+    if (totalBodyBytes > BODY_BYTES_MAX) assert.fail(`ring ${this.ringName}: body of ${totalBodyBytes} bytes > ${BODY_BYTES_MAX}`);
     if (this.pending.size > 0) {
       this.drainPending();
       if (this.pending.size > 0) {
@@ -255,7 +256,7 @@ export class RingWriter {
   /** Copies the unsent part of a body into the pending queue (the caller may reuse its buffers). */
   private enqueue(kind: number, a: Uint8Array, b: Uint8Array, totalBodyBytes: number, sentBodyBytes: number): void {
     const restBytes = totalBodyBytes - sentBodyBytes;
-    const rest = new Uint8Array(restBytes);
+    const rest = this.pending.allocate(restBytes);
     copyParts(a, b, sentBodyBytes, restBytes, rest, 0);
     this.pending.push({ kind, rest, totalBodyBytes, sentBodyBytes });
   }

@@ -26,8 +26,12 @@ export interface ShardStoreOptions {
   log: (level: 'info' | 'warn' | 'error', msg: string) => void;
 }
 
-/** Release settled segments every this many commits (a scan of the live set is not free). */
-const releaseEveryCommits = 64;
+/**
+ * Look for settled segments to delete this long after a commit, at most once per interval:
+ * prompt enough that a burst gives its disk back soon after its last ack (a check driven by
+ * commit counts alone never ran after the traffic stopped), rare enough to cost nothing.
+ */
+const releaseDelayMs = 100;
 
 export class ShardStore {
   /** queueId → recovered messages (in msgId order once sorted), until the front re-creates the queue. */
@@ -40,9 +44,13 @@ export class ShardStore {
   private readonly live: { offset: number; settled: boolean }[] = [];
   private liveHead = 0;
   private readonly liveByMsg = new Map<number, { offset: number; settled: boolean }>();
-  private commitsSinceRelease = 0;
+  private releaseTimer: NodeJS.Timeout | undefined;
+  private closed = false;
 
-  private constructor(readonly log: SegmentLog) {}
+  private constructor(
+    readonly log: SegmentLog,
+    private readonly say: ShardStoreOptions['log'],
+  ) {}
 
   static async open(opts: ShardStoreOptions): Promise<{ store: ShardStore; records: number; truncatedBytes: number }> {
     const recovered = new Map<number, Map<number, RecoveredMessage>>();
@@ -89,7 +97,7 @@ export class ShardStore {
       { segmentBytes: opts.segmentBytes, fsync: opts.fsync, repair: opts.repair, preallocate: true, log: opts.log },
       onRecord,
     );
-    const store = new ShardStore(log);
+    const store = new ShardStore(log, opts.log);
     for (const [qid, msgs] of recovered) {
       const sorted = new Map([...msgs.values()].sort((a, b) => a.msgId - b.msgId).map((m) => [m.msgId, m]));
       store.recovered.set(qid, sorted);
@@ -172,22 +180,34 @@ export class ShardStore {
     this.log.append(LogKind.queueDelete, b);
   }
 
-  /** Appends the batched settle/delivered records; true if anything is waiting to be committed. */
+  /**
+   * Appends the batched settle/delivered records; true if anything appended is not yet written,
+   * i.e. a commit() has work to do. (Not "not yet flushed": under batch-ms the timer's
+   * fdatasync flushes written records, and a caller that committed again until flushedOffset
+   * caught up would spin on resolved commits and starve that very timer.)
+   */
   flushBatches(): boolean {
     for (const [queueId, ids] of this.delivered) this.log.append(LogKind.delivered, encodeIdList(queueId, ids));
     this.delivered.clear();
     for (const [queueId, ids] of this.settles) this.log.append(LogKind.settle, encodeIdList(queueId, ids));
     this.settles.clear();
-    return this.log.nextOffset - 1 > this.log.flushedOffset;
+    return this.log.nextOffset - 1 > this.log.writtenOffset;
   }
 
   async commit(): Promise<LogOffset> {
     const flushed = await this.log.commit();
-    if (++this.commitsSinceRelease >= releaseEveryCommits) {
-      this.commitsSinceRelease = 0;
-      await this.release();
-    }
+    this.scheduleRelease();
     return flushed;
+  }
+
+  /** One release check shortly after commits (coalesced), so it also follows the last commit of a burst. */
+  private scheduleRelease(): void {
+    if (this.releaseTimer !== undefined || this.closed) return;
+    this.releaseTimer = setTimeout(() => {
+      this.releaseTimer = undefined;
+      this.release().catch((err: unknown) => this.say('warn', `could not delete settled segments: ${err instanceof Error ? err.message : String(err)}`));
+    }, releaseDelayMs);
+    this.releaseTimer.unref();
   }
 
   /** Deletes the segments wholly below the oldest live message. */
@@ -203,6 +223,8 @@ export class ShardStore {
   }
 
   close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.releaseTimer);
     this.flushBatches();
     return this.log.close();
   }

@@ -88,4 +88,10 @@ describe('dealing clients to threads', () => {
     assert.deepEqual(clients, [0, 1, 2, 3, 4, 5, 6, 7]);
     assert.equal(dealClients(planTopology(options(['-y', '0'])), 2).length, 1);
   });
+
+  it('spreads the producers\' fixed-rate schedules evenly over one interval', () => {
+    const groups = dealClients(planTopology(options(['-x', '4', '-y', '0', '--threads', '2'])), 2);
+    const offsets = groups.flatMap((group) => group.producers.map((producer) => producer.scheduleOffset)).sort((a, b) => a - b);
+    assert.deepEqual(offsets, [0, 0.25, 0.5, 0.75]);
+  });
 });

@@ -88,21 +88,39 @@ describe('basic', () => {
     await c.close();
   });
 
-  test('qos global: one limit shared by all consumers of the channel', async () => {
-    const q1 = await queueWith(['a1', 'a2', 'a3', 'a4', 'a5']);
-    const q2 = await queueWith(['b1', 'b2', 'b3', 'b4', 'b5']);
+  test('qos global: one limit shared by all consumers of the channel, whichever queues they consume', async () => {
+    // Four queues, so that they are spread over the broker's queue shards whatever the placement.
+    const queues: string[] = [];
+    for (let k = 0; k < 4; k++) queues.push(await queueWith([`q${k}-1`, `q${k}-2`, `q${k}-3`]));
+    const totalReady = async (): Promise<number> => {
+      let n = 0;
+      for (const q of queues) n += await ready(q);
+      return n;
+    };
     const c = await conn.createChannel();
     await c.prefetch(4, true);
     const inbox = new Inbox<amqp.ConsumeMessage>();
-    await c.consume(q1, (m) => m !== null && inbox.push(m));
-    await c.consume(q2, (m) => m !== null && inbox.push(m));
+    for (const q of queues) await c.consume(q, (m) => m !== null && inbox.push(m));
     await inbox.atLeast(4);
-    assert.equal((await ready(q1)) + (await ready(q2)), 6, 'exactly 4 handed out across both queues');
+    assert.equal(await totalReady(), 8, 'exactly 4 of the 12 handed out across all queues');
     assert.equal(inbox.items.length, 4);
     c.ack(inbox.items[0] as amqp.Message);
     await inbox.atLeast(5);
-    assert.equal((await ready(q1)) + (await ready(q2)), 5);
+    assert.equal(await totalReady(), 7);
     assert.equal(inbox.items.length, 5);
+    await c.close();
+  });
+
+  test('qos global: a channel consuming several queues gets the whole limit from the one that has messages', async () => {
+    const queues: string[] = [];
+    for (let k = 0; k < 4; k++) queues.push(await queueWith(k === 0 ? ['a', 'b', 'c', 'd', 'e', 'f'] : []));
+    const c = await conn.createChannel();
+    await c.prefetch(4, true);
+    const inbox = new Inbox<amqp.ConsumeMessage>();
+    for (const q of queues) await c.consume(q, (m) => m !== null && inbox.push(m));
+    await inbox.atLeast(4);
+    assert.equal(await ready(queues[0] as string), 2);
+    assert.deepEqual(bodiesOf(inbox.items), ['a', 'b', 'c', 'd']);
     await c.close();
   });
 

@@ -6,9 +6,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import amqp from 'amqplib';
 import { AMQPClient, type AMQPMessage } from '@cloudamqp/amqp-client';
-import { Connection as RabbitConnection, ConsumerStatus, type AsyncMessage } from 'rabbitmq-client';
+import { Connection as RabbitConnection, ConsumerStatus, type AsyncMessage, type Channel as RabbitChannel, type SyncMessage } from 'rabbitmq-client';
 import type { TestBroker } from '../helpers/broker.js';
-import { Inbox, getOne, startE2eBroker, within } from '../helpers/amqp-expect.js';
+import { Inbox, eventDeadlineMs, getOne, startE2eBroker, within } from '../helpers/amqp-expect.js';
 
 describe('other clients', () => {
   let broker: TestBroker;
@@ -62,9 +62,7 @@ describe('other clients', () => {
       const { queue } = await ch.queueDeclare({ exclusive: true });
       assert.match(queue, /^amq\.gen-/);
       await ch.basicPublish({ routingKey: queue }, 'hello');
-      let m = await ch.basicGet({ queue });
-      for (let tries = 0; m === undefined && tries < 100; tries++) m = await ch.basicGet({ queue });
-      assert.ok(m !== undefined);
+      const m = await rcGet(ch, queue, false);
       assert.equal(m.body, 'hello');
       assert.equal(m.redelivered, false);
       ch.basicNack({ deliveryTag: m.deliveryTag, requeue: true });
@@ -72,8 +70,18 @@ describe('other clients', () => {
       assert.ok(again !== undefined);
       assert.equal(again.redelivered, true);
       await assert.rejects(ch.queueDeclare({ queue: 'cl.rc.missing', passive: true }), (err: { code?: string }) => err.code === 'NOT_FOUND');
-      const ch2 = await rc.acquire();
+      // A connection error (503) on a connection of its own: rabbitmq-client reports it and reconnects.
+      const rc2 = new RabbitConnection({ url: broker.url, retryLow: 50, retryHigh: 200 });
+      const connErrors: { code?: string }[] = [];
+      rc2.on('error', (err: { code?: string }) => connErrors.push(err));
+      const ch2 = await rc2.acquire();
       await assert.rejects(ch2.exchangeDeclare({ exchange: 'cl.rc.bad', type: 'no-such-type' }), (err: { code?: string }) => err.code === 'COMMAND_INVALID');
+      await within(
+        new Promise<void>((resolve) => (connErrors.length > 0 ? resolve() : rc2.once('error', () => resolve()))),
+        'the connection error event',
+      );
+      assert.equal(connErrors[0]?.code, 'COMMAND_INVALID');
+      await rc2.close();
     });
 
     test('a server-sent basic.cancel reaches a rabbitmq-client channel', async () => {
@@ -140,6 +148,49 @@ describe('other clients', () => {
       await ch.close();
     });
 
+    test('an empty queue name means the channel\'s most recently declared queue (get, purge, bind, consume, delete)', async () => {
+      const ch = await cloud.channel();
+      const q = await ch.queueDeclare('', { exclusive: true });
+      await ch.confirmSelect();
+      await ch.basicPublish('', q.name, 'one');
+      const got = await ch.basicGet('', { noAck: true });
+      assert.equal(got?.bodyToString(), 'one');
+      await ch.basicPublish('', q.name, 'two');
+      assert.deepEqual(await ch.queuePurge(''), { messageCount: 1 });
+      // queue.bind with an empty queue and an empty routing key binds with the queue's name as key.
+      await ch.queueBind('', 'amq.direct', '');
+      await ch.basicPublish('amq.direct', q.name, 'via the binding');
+      const viaBinding = await ch.basicGet(q.name, { noAck: true });
+      assert.equal(viaBinding?.bodyToString(), 'via the binding');
+      const consumer = await ch.basicConsume('', { noAck: true }, () => {});
+      await consumer.cancel();
+      // @cloudamqp/amqp-client's queueDelete() with no name relies on this shortcut.
+      await ch.queueDelete();
+      const probe = await cloud.channel();
+      await assert.rejects(probe.queueDeclare(q.name, { passive: true }), /NOT_FOUND/);
+      const fresh = await cloud.channel();
+      await assert.rejects(fresh.basicGet(''), /NOT_FOUND - no previously declared queue/);
+      await ch.close();
+    });
+
+    test('immediate=true, prefetch-size and basic.recover requeue=false are 540 NOT_IMPLEMENTED connection errors, as in RabbitMQ', async () => {
+      const cases: [string, (ch: Awaited<ReturnType<AMQPClient['channel']>>) => Promise<unknown>][] = [
+        ['immediate=true', async (ch) => {
+          await ch.basicPublish('amq.direct', 'x', 'i', {}, false, true);
+          return ch.queueDeclare('', { exclusive: true });
+        }],
+        ['prefetch_size!=0 \\(100\\)', (ch) => ch.basicQos(10, 100)],
+        ['requeue=false', (ch) => ch.basicRecover(false)],
+      ];
+      for (const [text, op] of cases) {
+        const c = new AMQPClient(broker.url);
+        await c.connect();
+        const ch = await c.channel();
+        await assert.rejects(op(ch), (err: Error) => new RegExp(`NOT_IMPLEMENTED - ${text}`).test(err.message) && /540/.test(err.message));
+        assert.equal(c.closed, true, `${text}: the connection is closed`);
+      }
+    });
+
     test('publish with mandatory to no route: the return reaches onReturn with 312', async () => {
       const ch = await cloud.channel();
       const returned = new Promise<AMQPMessage>((resolve) => {
@@ -165,9 +216,7 @@ describe('other clients', () => {
       assert.deepEqual([m1.properties.headers, m1.properties.correlationId], [{ hop: 1 }, 'x-1']);
       ach.sendToQueue('cl.cross', m1.content, m1.properties);
       const rch = await rc.acquire();
-      let m2 = await rch.basicGet({ queue: 'cl.cross', noAck: true });
-      for (let tries = 0; m2 === undefined && tries < 100; tries++) m2 = await rch.basicGet({ queue: 'cl.cross', noAck: true });
-      assert.ok(m2 !== undefined);
+      const m2 = await rcGet(rch, 'cl.cross', true);
       assert.ok(Buffer.isBuffer(m2.body) && m2.body.toString() === 'from cloudamqp');
       assert.deepEqual([m2.headers, m2.correlationId], [{ hop: 1 }, 'x-1']);
       await rch.queueDelete({ queue: 'cl.cross' });
@@ -178,3 +227,14 @@ describe('other clients', () => {
     }
   });
 });
+
+/** rabbitmq-client basic.get until a message is there (a publish from another client may still be on its way). */
+async function rcGet(ch: RabbitChannel, queue: string, noAck: boolean): Promise<SyncMessage> {
+  const start = Date.now();
+  for (;;) {
+    const m = await ch.basicGet({ queue, noAck });
+    if (m !== undefined) return m;
+    if (Date.now() - start > eventDeadlineMs) throw new Error(`timed out waiting for a message in '${queue}'`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}

@@ -1,7 +1,8 @@
 /**
- * Connection class with real clients: what a client sees in connection.start and tune,
- * the SASL mechanisms RabbitMQ offers (PLAIN, AMQPLAIN), refused logins, unknown vhosts,
- * and a clean close from the client.
+ * Connection and channel classes with real clients: what a client sees in connection.start
+ * and tune, the SASL mechanisms RabbitMQ offers (PLAIN, AMQPLAIN), refused logins, unknown
+ * vhosts, a clean close from the client; channel open/close, thousands of channels on one
+ * connection, a channel error closing only its channel, and channel.flow as RabbitMQ answers it.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,7 +10,7 @@ import amqp from 'amqplib';
 import { AMQPClient } from '@cloudamqp/amqp-client';
 import { Connection as RabbitConnection } from 'rabbitmq-client';
 import type { TestBroker } from '../helpers/broker.js';
-import { within, startE2eBroker } from '../helpers/amqp-expect.js';
+import { Inbox, expectChannelClose, getOne, startE2eBroker, within } from '../helpers/amqp-expect.js';
 
 /** The negotiated values amqplib keeps on its low-level connection (not in its typings). */
 interface TunedConnection {
@@ -23,7 +24,7 @@ function tuned(conn: amqp.ChannelModel): TunedConnection {
   return conn.connection as unknown as TunedConnection;
 }
 
-describe('connection', () => {
+describe('connection and channels', () => {
   let broker: TestBroker;
   before(async () => {
     broker = await startE2eBroker();
@@ -94,15 +95,7 @@ describe('connection', () => {
       const { queue } = await ch.assertQueue('', { exclusive: true });
       const body = Buffer.alloc(50_000, 7);
       ch.sendToQueue(queue, body);
-      const got = await within(
-        (async () => {
-          for (;;) {
-            const m = await ch.get(queue, { noAck: true });
-            if (m !== false) return m;
-          }
-        })(),
-        'the message',
-      );
+      const got = await getOne(ch, queue, { noAck: true });
       assert.ok(got.content.equals(body));
     } finally {
       await conn.close();
@@ -182,5 +175,69 @@ describe('connection', () => {
     } finally {
       await rc.close();
     }
+  });
+
+  describe('channels', () => {
+    let conn: amqp.ChannelModel;
+    before(async () => {
+      conn = await amqp.connect(broker.url);
+    });
+    after(async () => {
+      await conn.close();
+    });
+
+    test('open, use and close a channel; a closed channel id can be opened again', async () => {
+      const ch = await conn.createChannel();
+      await ch.checkExchange('amq.fanout');
+      await ch.close();
+      // amqplib reuses the freed id for the next channel: the server must accept it again.
+      const again = await conn.createChannel();
+      await again.checkExchange('amq.fanout');
+      await again.close();
+    });
+
+    test('2000 channels on one connection all open, work and close', async () => {
+      const c = await amqp.connect(broker.url);
+      try {
+        const channels = await within(Promise.all(Array.from({ length: 2000 }, () => c.createChannel())), '2000 channel.open-ok', 20_000);
+        await within(Promise.all(channels.map((ch) => ch.checkExchange('amq.direct'))), '2000 round trips', 20_000);
+        // The last one carries traffic too.
+        const last = channels[channels.length - 1] as amqp.Channel;
+        const { queue } = await last.assertQueue('', { exclusive: true });
+        last.sendToQueue(queue, Buffer.from('on channel 2000'));
+        const m = await getOne(last, queue, { noAck: true });
+        assert.equal(m.content.toString(), 'on channel 2000');
+        await within(Promise.all(channels.map((ch) => ch.close())), '2000 channel.close-ok', 20_000);
+      } finally {
+        await c.close();
+      }
+    });
+
+    test('a channel error closes only that channel: others keep publishing and consuming', async () => {
+      const busy = await conn.createChannel();
+      const { queue } = await busy.assertQueue('', { exclusive: true });
+      const inbox = new Inbox<string>();
+      await busy.consume(queue, (m) => {
+        if (m !== null) inbox.push(m.content.toString());
+      }, { noAck: true });
+      busy.sendToQueue(queue, Buffer.from('before'));
+      await inbox.atLeast(1);
+
+      const failing = await conn.createChannel();
+      await expectChannelClose(conn, failing, (ch) => ch.checkQueue('no-such-queue-for-channel-test'), { code: 404, method: [50, 10] });
+
+      busy.sendToQueue(queue, Buffer.from('after'));
+      assert.deepEqual(await inbox.atLeast(2), ['before', 'after']);
+      await busy.close();
+    });
+
+    test('channel.flow active=true is confirmed; active=false is refused as RabbitMQ does (540 NOT_IMPLEMENTED, connection close)', async () => {
+      const client = new AMQPClient(broker.url);
+      await client.connect();
+      const ch = await client.channel();
+      assert.equal(await ch.basicFlow(true), true);
+      await assert.rejects(ch.basicFlow(false), (err: Error) => /NOT_IMPLEMENTED/.test(err.message) && /540/.test(err.message));
+      assert.equal(client.closed, true, 'RabbitMQ answers channel.flow active=false with a connection error');
+    });
   });
 });

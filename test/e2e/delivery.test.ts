@@ -123,7 +123,7 @@ describe('delivery', () => {
       if (!pub.sendToQueue(queue, b)) await new Promise((resolve) => pub.once('drain', resolve));
     }
     const c = await conn.createChannel();
-    await c.prefetch(200);
+    await c.prefetch(1000);
     let next = 0;
     let outOfOrder = '';
     const done = new Promise<void>((resolve) => {
@@ -132,7 +132,7 @@ describe('delivery', () => {
         const v = m.content.readUInt32BE(0);
         if (v !== next && outOfOrder === '') outOfOrder = `expected ${next}, got ${v}`;
         next = v + 1;
-        if (v % 100 === 99) c.ack(m, true);
+        if (v % 500 === 499) c.ack(m, true);
         if (v === n - 1) resolve();
       });
     });

@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import amqp from 'amqplib';
 import type { TestBroker } from '../helpers/broker.js';
-import { expectChannelClose, expectConnectionClose, within, startE2eBroker } from '../helpers/amqp-expect.js';
+import { expectChannelClose, expectConnectionClose, getOne, startE2eBroker, within } from '../helpers/amqp-expect.js';
 
 describe('exchanges', () => {
   let broker: TestBroker;
@@ -260,6 +260,32 @@ describe('exchanges', () => {
     assert.deepEqual(returns, []);
     await ch.deleteExchange('ex.ae.main');
     await ch.deleteExchange('ex.ae.fallback');
+  });
+
+  test('sender-selected distribution: CC and BCC headers add routing keys, BCC is removed before delivery', async () => {
+    await ch.assertExchange('ex.cc', 'direct', { durable: false });
+    const main = await boundQueue('ex.cc', ['main']);
+    const copy = await boundQueue('ex.cc', ['copy']);
+    const blind = await boundQueue('ex.cc', ['blind']);
+    const other = await boundQueue('ex.cc', ['other']);
+    const pub = await conn.createConfirmChannel();
+    pub.publish('ex.cc', 'main', Buffer.from('cc'), { CC: ['copy', 'copy'], BCC: 'blind', headers: { keep: 'me' } });
+    await within(pub.waitForConfirms(), 'confirm');
+    await pub.close();
+    for (const q of [main, copy, blind]) {
+      const m = await getOne(ch, q, { noAck: true });
+      assert.equal(m.content.toString(), 'cc');
+      assert.deepEqual(m.properties.headers, { CC: ['copy', 'copy'], keep: 'me' }, 'BCC is not delivered, CC is');
+      assert.equal(await ch.get(q), false, 'one copy per queue');
+    }
+    assert.equal(await ch.get(other), false);
+    // A CC that is not an array of strings makes the message invalid.
+    await expectChannelClose(conn, await doomed(), (c) => c.publish('ex.cc', 'main', Buffer.from('x'), { headers: { CC: 'copy' } }), {
+      code: 406,
+      method: [60, 40],
+      text: /PRECONDITION_FAILED - invalid message: {unacceptable_type_in_header,"CC",longstr}/,
+    });
+    await ch.deleteExchange('ex.cc');
   });
 
   test('publish to an internal exchange is 403; it still routes what reaches it through a binding', async () => {

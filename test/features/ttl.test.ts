@@ -142,14 +142,16 @@ describe('message TTL and queue expiry', () => {
 
   test('x-expires: an unused queue is deleted; one with a consumer is kept', async () => {
     const ch = await conn.createChannel();
+    // 'kept' gets a consumer well within its x-expires (a loaded machine may be slow) ...
     const kept = unique('expires-kept');
-    await ch.assertQueue(kept, { expires: 50 });
+    await ch.assertQueue(kept, { expires: 1000 });
     await ch.consume(kept, () => {}, { noAck: true });
+    // ... and 'gone', declared after that with a longer x-expires, has none.
     const gone = unique('expires-gone');
-    await ch.assertQueue(gone, { expires: 300 });
+    await ch.assertQueue(gone, { expires: 1500 });
     // Watch through the admin socket: queue.declare would count as use and renew the lease.
     await waitFor(async () => (await queueCounts(broker.dataDir, gone)) === undefined, 'the unused queue to expire', 10_000);
-    // 'kept' has a shorter x-expires and was declared first: only its consumer kept it.
+    // 'kept' has the shorter x-expires and was declared first: only its consumer kept it.
     assert.notEqual(await queueCounts(broker.dataDir, kept), undefined);
     // The deleted queue is gone for clients too.
     const probe = await conn.createChannel();

@@ -6,7 +6,8 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import amqp from 'amqplib';
@@ -211,6 +212,36 @@ describe('warrenctl', () => {
     const again = await ctl(broker.dataDir, 'clear_policy', name);
     assert.equal(again.code, 70);
     assert.equal(again.stderr, 'Error:\nParameter does not exist\n');
+  });
+
+  test('the admin socket: mode 0600, JSON lines answered in order, bad lines answered with an error', async () => {
+    const path = join(broker.dataDir, 'warren.sock');
+    assert.equal(statSync(path).mode & 0o777, 0o600);
+    const replies = await within(
+      new Promise<unknown[]>((resolve, reject) => {
+        const s = createConnection(path);
+        let text = '';
+        s.setEncoding('utf8');
+        s.on('error', reject);
+        s.on('data', (chunk: string) => {
+          text += chunk;
+          const lines = text.split('\n').filter((l) => l !== '');
+          if (lines.length === 3) {
+            s.end();
+            resolve(lines.map((l) => JSON.parse(l) as unknown));
+          }
+        });
+        // Two requests and a broken line in one write: three replies, in order.
+        s.write('{"cmd":"list_users"}\n{"cmd":"delete_user","args":["nobody-here"]}\nnot json\n');
+      }),
+      'three replies',
+    );
+    const users = (await ctlRows(broker.dataDir, 'list_users')).map((u) => ({ user: u['user'], tags: u['tags'] }));
+    assert.deepEqual(replies, [
+      { ok: true, columns: ['user', 'tags'], rows: users },
+      { ok: false, error: 'User "nobody-here" does not exist', exitCode: 67 },
+      { ok: false, error: 'Error: the request is not valid JSON', exitCode: 65 },
+    ]);
   });
 
   test('the socket is found by --socket, by WARREN_DATA_DIR, and as ./data/warren.sock; a stopped node is exit 69', async () => {

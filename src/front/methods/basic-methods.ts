@@ -56,6 +56,8 @@ export function registerBasicMethods(t: HandlerTable): void {
   });
 
   on(t, Method.BasicPublish, (ch, a) => {
+    // RabbitMQ dropped immediate in 3.0 and refuses it with a connection error.
+    if (a.immediate) throw new AmqpError(ReplyCode.notImplemented, 'NOT_IMPLEMENTED - immediate=true', 60, 40);
     const vhost = ch.conn.vhost;
     const ex = vhost.graph.getExchange(a.exchange);
     if (ex === undefined) throw noExchange(vhost.name, a.exchange, 60, 40);

@@ -23,7 +23,7 @@ export function registerConfirmTxMethods(t: HandlerTable): void {
     const settles = ch.txSettles;
     ch.txPublishes = [];
     ch.txSettles = [];
-    for (const p of publishes) ch.routeAndPublish(p.exchange, p.routingKey, p.mandatory, p.payload, p.propsStart, p.propsEnd);
+    for (const p of publishes) ch.routeAndPublish(p.exchange, p.routingKey, p.mandatory, p.payload, p.propsStart, p.propsEnd, p.routingKeys);
     for (const s of settles) ch.settle(s.refs, s.how);
     ch.conn.sendMethod(ch.id, { id: Method.TxCommitOk, args: {} });
   });

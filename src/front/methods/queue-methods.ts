@@ -12,9 +12,19 @@ export function noQueue(vhost: string, name: string, classId = 50, methodId = 10
   return new AmqpError(ReplyCode.notFound, `NOT_FOUND - no ${queueLabel(vhost, name)}`, classId, methodId);
 }
 
+/** An empty queue name stands for the channel's most recently declared queue (RabbitMQ's shortcut). */
+export function expandQueueName(ch: Channel, name: string, classId: number, methodId: number): string {
+  if (name !== '') return name;
+  if (ch.lastDeclaredQueue === '') {
+    throw new AmqpError(ReplyCode.notFound, 'NOT_FOUND - no previously declared queue', classId, methodId);
+  }
+  return ch.lastDeclaredQueue;
+}
+
 /** Looks up a queue the channel may use (exists, and not another connection's exclusive queue). */
-export function usableQueue(ch: Channel, name: string, classId: number, methodId: number): QueueMeta {
+export function usableQueue(ch: Channel, queueName: string, classId: number, methodId: number): QueueMeta {
   const vhost = ch.conn.vhost;
+  const name = expandQueueName(ch, queueName, classId, methodId);
   const q = vhost.queues.get(name);
   if (q === undefined) throw noQueue(vhost.name, name, classId, methodId);
   ch.checkExclusiveAccess(q);
@@ -73,6 +83,7 @@ export function registerQueueMethods(t: HandlerTable): void {
         });
         // A durable queue's definition is on disk before the client can confirm messages into it.
         if (q.durable) await ch.broker.definitionsChanged();
+        ch.lastDeclaredQueue = q.name;
         if (!a.nowait) ch.conn.sendMethod(ch.id, { id: Method.QueueDeclareOk, args: { queue: q.name, messageCount: 0, consumerCount: 0 } });
         return;
       }
@@ -80,6 +91,7 @@ export function registerQueueMethods(t: HandlerTable): void {
     const q = vhost.queues.get(name);
     if (q === undefined) throw noQueue(vhost.name, name);
     const [messageCount] = await q.shard.statQueue(q.queueId);
+    ch.lastDeclaredQueue = name;
     if (!a.nowait) {
       ch.conn.sendMethod(ch.id, { id: Method.QueueDeclareOk, args: { queue: name, messageCount, consumerCount: q.consumers.size } });
     }
@@ -99,7 +111,9 @@ export function registerQueueMethods(t: HandlerTable): void {
       const err = validateHeadersBindingArgs(a.arguments);
       if (err !== undefined) throw new AmqpError(ReplyCode.preconditionFailed, `PRECONDITION_FAILED - ${err}`, 50, 20);
     }
-    if (vhost.graph.bind({ source: a.exchange, destination: q.name, destinationKind: 'queue', routingKey: a.routingKey, arguments: a.arguments })) {
+    // RabbitMQ: an empty queue name and an empty routing key bind with the queue's name as the key.
+    const routingKey = a.queue === '' && a.routingKey === '' ? q.name : a.routingKey;
+    if (vhost.graph.bind({ source: a.exchange, destination: q.name, destinationKind: 'queue', routingKey, arguments: a.arguments })) {
       if (q.durable && ex.durable) void ch.broker.definitionsChanged();
     }
     if (!a.nowait) ch.conn.sendMethod(ch.id, { id: Method.QueueBindOk, args: {} });
@@ -110,12 +124,13 @@ export function registerQueueMethods(t: HandlerTable): void {
     if (a.exchange === '') {
       throw new AmqpError(ReplyCode.accessRefused, 'ACCESS_REFUSED - operation not permitted on the default exchange', 50, 50);
     }
-    const q = vhost.queues.get(a.queue);
+    const q = vhost.queues.get(expandQueueName(ch, a.queue, 50, 50));
     if (q !== undefined && vhost.graph.getExchange(a.exchange) !== undefined) {
       ch.checkExclusiveAccess(q);
       ch.broker.authorize(ch.conn, 'write', 'queue', q.name);
       ch.broker.authorize(ch.conn, 'read', 'exchange', a.exchange);
-      if (vhost.graph.unbind({ source: a.exchange, destination: q.name, destinationKind: 'queue', routingKey: a.routingKey, arguments: a.arguments })) {
+      const routingKey = a.queue === '' && a.routingKey === '' ? q.name : a.routingKey;
+      if (vhost.graph.unbind({ source: a.exchange, destination: q.name, destinationKind: 'queue', routingKey, arguments: a.arguments })) {
         ch.broker.exchangeUnbound(vhost);
       }
     }
@@ -131,7 +146,7 @@ export function registerQueueMethods(t: HandlerTable): void {
 
   on(t, Method.QueueDelete, async (ch, a) => {
     const vhost = ch.conn.vhost;
-    const q = vhost.queues.get(a.queue);
+    const q = vhost.queues.get(expandQueueName(ch, a.queue, 50, 40));
     let messageCount = 0;
     if (q !== undefined) {
       ch.checkExclusiveAccess(q);
