@@ -71,22 +71,23 @@ describe('disk full (tmpfs)', () => {
   const mountError = tryMount(dataDir);
   if (mountError !== undefined) removeDataDir(dataDir);
 
-  test('nacks and connection.blocked, consumers drain, nothing confirmed is lost, and it recovers', { skip: mountError === undefined ? false : `cannot mount a tmpfs here: ${mountError}` }, async () => {
+  test('nacks and connection.blocked, consumers drain, nothing confirmed is lost, and it recovers', { skip: mountError === undefined ? false : `cannot mount a tmpfs here: ${mountError}` }, async (t) => {
     let broker: TestBroker | undefined;
     const filler = join(dataDir, 'filler');
     try {
       broker = await startBroker({ dataDir, args });
-      const spare = join(shardDir(dataDir, 0), SPARE_SEGMENT_NAME);
-      await waitFor(() => existsSync(spare) && statSync(spare).size === segmentBytes, 'the spare segment to be preallocated');
-      assert.ok(fillUp(filler) > 0, 'the filler took the free space');
-
       const pubConn = await connect(broker.url);
       const blocked: string[] = [];
       let unblocked = 0;
       pubConn.on('blocked', (reason: string) => blocked.push(reason));
       pubConn.on('unblocked', () => unblocked++);
       const pub = await pubConn.createConfirmChannel();
+      // Declared while there is room: a durable declare rewrites the definitions file.
       await pub.assertQueue(queue, { durable: true });
+
+      const spare = join(shardDir(dataDir, 0), SPARE_SEGMENT_NAME);
+      await waitFor(() => existsSync(spare) && statSync(spare).size === segmentBytes, 'the spare segment to be preallocated');
+      assert.ok(fillUp(filler) > 0, 'the filler took the free space');
 
       // ---- publish until the log cannot take more ---------------------------------------------
       const confirmed: number[] = [];
@@ -154,6 +155,7 @@ describe('disk full (tmpfs)', () => {
       const backSet = new Set(back);
       const mustBeBack = [...confirmed, ...after].filter((s) => s % 2 === 0);
       assert.deepEqual(mustBeBack.filter((s) => !backSet.has(s)), [], 'confirmed, unacked, and lost');
+      t.diagnostic(`published ${nextSeq}, confirmed ${confirmed.length + after.length}, nacked ${nacked.length}, blocked: ${blocked.join('; ')}; ${back.length} back after the restart`);
     } finally {
       await broker?.stop();
       if (existsSync(filler)) unlinkSync(filler);

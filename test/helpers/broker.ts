@@ -25,6 +25,8 @@ export interface TestBroker {
   stop(opts?: { keepData?: boolean }): Promise<number | null>;
   /** SIGKILL and wait for exit (data dir kept). */
   kill(): Promise<void>;
+  /** Waits until the node's log (stderr) matches re, e.g. the port a listener bound; returns the match. */
+  waitForLog(re: RegExp, deadlineMs?: number): Promise<RegExpMatchArray>;
 }
 
 export interface StartOptions {
@@ -85,6 +87,7 @@ export async function startBroker(opts: StartOptions = {}): Promise<TestBroker> 
       child.kill('SIGKILL');
       await exited;
     },
+    waitForLog: (re, deadlineMs = startDeadlineMs) => waitFor(() => stderr.match(re), `a log line matching ${re}`, deadlineMs),
   };
 }
 
