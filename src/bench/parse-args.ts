@@ -63,8 +63,7 @@ export function parseBenchArgs(argv: readonly string[], coreCount: number = avai
   try {
     parsed = parseFlags(argv);
   } catch (error: unknown) {
-    // parseArgs' own messages already name the flag ("Unknown option '--foo'").
-    throw new BenchUsageError(error instanceof Error ? error.message : String(error));
+    throw new BenchUsageError(describeParseError(error));
   }
   if (parsed.positionals.length > 0) {
     throw new BenchUsageError(`unexpected argument '${parsed.positionals[0] ?? ''}' (flags start with --)`);
@@ -72,6 +71,15 @@ export function parseBenchArgs(argv: readonly string[], coreCount: number = avai
   const values = parsed.values;
   if (values.help === true) return { kind: 'help' };
   return { kind: 'run', options: buildOptions(values, coreCount) };
+}
+
+/** parseArgs' unknown-option text suggests positionals, which the bench has none of. */
+function describeParseError(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const code = error instanceof Error && 'code' in error ? error.code : undefined;
+  const flag = /'([^']+)'/.exec(message)?.[1];
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && flag !== undefined) return `unknown flag '${flag}'`;
+  return message;
 }
 
 function buildOptions(values: Values, coreCount: number): BenchOptions {

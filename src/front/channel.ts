@@ -18,7 +18,10 @@ import { senderSelected } from './sender-selected.js';
 import { recordUs } from '../metrics/latency.js';
 
 const basicClassId = 60;
-const expirationPattern = /^(0|[1-9][0-9]*)$/;
+/** The expiration property as RabbitMQ reads it (Erlang string:to_integer): optional sign, digits, nothing after. */
+const expirationPattern = /^([+-]?[0-9]+)([^]*)$/;
+/** RabbitMQ's ?MAX_EXPIRY_TIMER: the largest per-message TTL, ten years in ms (measured on RabbitMQ 3.10). */
+const expirationMaxMs = 315_360_000_000;
 
 interface Assembly {
   exchange: string;
@@ -221,10 +224,11 @@ export class Channel {
       throw new AmqpError(ReplyCode.preconditionFailed, `PRECONDITION_FAILED - message size ${h.bodySize} is larger than configured max size ${max}`, basicClassId, 40);
     }
     const expiration = peekExpiration(h.propertyBytes);
-    if (expiration !== undefined && !expirationPattern.test(expiration)) {
+    const expirationError = expiration === undefined ? undefined : invalidExpiration(expiration);
+    if (expirationError !== undefined) {
       this.expecting = 'method';
       this.assembly = undefined;
-      throw new AmqpError(ReplyCode.preconditionFailed, `PRECONDITION_FAILED - invalid expiration '${expiration}'`, basicClassId, 40);
+      throw new AmqpError(ReplyCode.preconditionFailed, `PRECONDITION_FAILED - invalid expiration '${expiration}': ${expirationError}`, basicClassId, 40);
     }
     // Shards and other consumers read these bytes later (headers exchange, dead-lettering):
     // a malformed property list is refused here, where the client can be told.
@@ -545,4 +549,16 @@ export class Channel {
       );
     }
   }
+}
+
+/** Why RabbitMQ refuses an expiration property (its Erlang reason term), or undefined when it is valid. */
+function invalidExpiration(expiration: string): string | undefined {
+  const m = expirationPattern.exec(expiration);
+  if (m === null) return 'no_integer';
+  const rest = m[2] ?? '';
+  if (rest !== '') return `{leftover_string,${JSON.stringify(rest)}}`;
+  const ms = Number(m[1]);
+  if (ms < 0) return `{value_negative,${ms}}`;
+  if (ms > expirationMaxMs) return `{value_too_large,${ms}}`;
+  return undefined;
 }

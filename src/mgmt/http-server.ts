@@ -76,7 +76,8 @@ class Exchange {
       res.writeHeader('X-Content-Type-Options', 'nosniff');
       for (const [k, v] of Object.entries(reply.headers ?? {})) res.writeHeader(k, v);
       if (reply.status === 204 || reply.status === 304) {
-        res.endWithoutBody(undefined, closeConnection);
+        // uWS 20.30 writes a bogus Content-Length for endWithoutBody() without a length; 0 is what clients expect.
+        res.end(undefined, closeConnection);
         return;
       }
       let body: string | Buffer = '';

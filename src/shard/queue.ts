@@ -28,6 +28,9 @@ interface Unacked {
 
 export type EnqueueResult = 'accepted' | 'rejected';
 
+/** Longest delay setTimeout honours (2^31-1 ms, ~24.8 days); longer ones would fire at once. TTLs reach 2^32-1 ms. */
+const timerMaxMs = 2 ** 31 - 1;
+
 /** One queue's state on its shard: ready messages, unacked deliveries, consumers, TTL and length limits. */
 export class Queue {
   ready: Ready;
@@ -300,7 +303,8 @@ export class Queue {
         this.host.kick(this);
         this.scheduleTtl();
       },
-      Math.max(0, at - this.host.nowMs()),
+      // An early wake (the clamp) finds nothing expired and re-arms for the rest.
+      Math.min(timerMaxMs, Math.max(0, at - this.host.nowMs())),
     );
   }
 
@@ -309,10 +313,19 @@ export class Queue {
     const ms = this.config.expiresMs;
     this.clearExpires();
     if (ms === undefined || this.consumers.length > 0 || this.deleted) return;
-    this.expiresTimer = setTimeout(() => {
-      this.expiresTimer = undefined;
-      if (!this.deleted && this.consumers.length === 0) this.host.queueExpired(this);
-    }, ms);
+    this.armExpires(this.host.nowMs() + ms);
+  }
+
+  private armExpires(atMs: number): void {
+    this.expiresTimer = setTimeout(
+      () => {
+        this.expiresTimer = undefined;
+        if (this.deleted || this.consumers.length > 0) return;
+        if (this.host.nowMs() < atMs) this.armExpires(atMs); // woke early: x-expires beyond the timer limit
+        else this.host.queueExpired(this);
+      },
+      Math.min(timerMaxMs, Math.max(0, atMs - this.host.nowMs())),
+    );
   }
 
   private clearExpires(): void {

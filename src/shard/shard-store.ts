@@ -3,6 +3,13 @@
  * that turns queue events into log records — enqueues of persistent messages in durable
  * queues, settles, delivered markers and queue deletes — plus which log prefix is still
  * needed (so settled segments can be deleted).
+ *
+ * Each run of the node is bracketed in the log by an `open` record (written and committed at
+ * start-up) and a `close` record (at a clean stop, after every pending delivered/settle
+ * record). Recovery of a log that does not end with `close` — a crash — cannot trust the
+ * delivered markers (a delivery may reach its consumer before its marker is written), so
+ * every recovered message counts as delivered, and that is logged so a later clean restart
+ * remembers it.
  */
 import { SegmentLog } from '../store/segment-log.js';
 import type { FsyncPolicy } from '../store/fsync-policy.js';
@@ -55,8 +62,10 @@ export class ShardStore {
   static async open(opts: ShardStoreOptions): Promise<{ store: ShardStore; records: number; truncatedBytes: number }> {
     const recovered = new Map<number, Map<number, RecoveredMessage>>();
     let maxMsgId = 0;
+    let lastKind: number | undefined;
     const onRecord = (r: LogRecord): void => {
       const p = r.payload;
+      lastKind = r.kind;
       switch (r.kind) {
         case LogKind.enqueue: {
           const queueId = p.readUInt32LE(0);
@@ -88,6 +97,9 @@ export class ShardStore {
         case LogKind.queueDelete:
           recovered.delete(p.readUInt32LE(0));
           break;
+        case LogKind.open:
+        case LogKind.close:
+          break;
         default:
           throw new Error(`unknown shard log record kind ${r.kind} at offset ${r.offset}`);
       }
@@ -101,10 +113,33 @@ export class ShardStore {
     for (const [qid, msgs] of recovered) {
       const sorted = new Map([...msgs.values()].sort((a, b) => a.msgId - b.msgId).map((m) => [m.msgId, m]));
       store.recovered.set(qid, sorted);
-      for (const m of sorted.values()) store.trackLive(m.msgId, m.logOffset);
     }
+    // The live list must be in log order across all queues: release() keeps only the segments
+    // from its first unsettled entry on, so one queue's messages listed before an older
+    // message of another queue would let that older one's segment be deleted.
+    const byOffset = [...recovered.values()].flatMap((msgs) => [...msgs.values()]).sort((a, b) => a.logOffset - b.logOffset);
+    for (const m of byOffset) store.trackLive(m.msgId, m.logOffset);
     store.maxMsgId = maxMsgId;
+    if (lastKind !== undefined && lastKind !== LogKind.close) store.assumeDelivered(opts.dir);
+    // Committed before any delivery of this run, so a crash of this run is never taken for a clean stop.
+    log.append(LogKind.open, Buffer.alloc(0));
+    await log.commit();
     return { store, records: report.records, truncatedBytes: report.truncatedBytes };
+  }
+
+  /** After a crash: every recovered message may have been delivered; say so now and in the log. */
+  private assumeDelivered(dir: string): void {
+    let n = 0;
+    for (const [queueId, msgs] of this.recovered) {
+      const ids: number[] = [];
+      for (const m of msgs.values()) {
+        if (!m.delivered) ids.push(m.msgId);
+        m.delivered = true;
+      }
+      if (ids.length > 0) this.log.append(LogKind.delivered, encodeIdList(queueId, ids));
+      n += ids.length;
+    }
+    if (n > 0) this.say('warn', `${dir} does not end with a clean stop: ${n} recovered message(s) may have been delivered before the crash and will carry redelivered=true`);
   }
 
   /** The recovered messages of a queue the front re-created (then forgotten here). */
@@ -222,10 +257,12 @@ export class ShardStore {
     await this.log.releaseBefore(needed as LogOffset);
   }
 
+  /** A clean stop: the pending records, then `close`, which tells the next recovery that every delivery was logged. */
   close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.releaseTimer);
     this.flushBatches();
+    this.log.append(LogKind.close, Buffer.alloc(0));
     return this.log.close();
   }
 }

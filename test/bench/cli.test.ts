@@ -26,7 +26,7 @@ describe('bench command line', () => {
   it('exits 2 with a clear message on an unknown flag', async () => {
     const result = await runCli(['--producers', '1', '--bogus']);
     assert.equal(result.code, 2);
-    assert.match(result.stderr, /^bench: Unknown option '--bogus'/);
+    assert.match(result.stderr, /^bench: unknown flag '--bogus'\n/);
     assert.match(result.stderr, /--help/);
     assert.equal(result.stdout, '');
   });

@@ -98,7 +98,8 @@ describe('bench argument parsing', () => {
   });
 
   it('rejects unknown flags, stray arguments and missing values', () => {
-    rejects(['--bogus'], /Unknown option '--bogus'/);
+    rejects(['--bogus'], /^unknown flag '--bogus'$/);
+    rejects(['-Z'], /^unknown flag '-Z'$/);
     rejects(['extra'], /unexpected argument 'extra'/);
     rejects(['--producers'], /--producers/);
   });

@@ -53,12 +53,13 @@ export function publishConfirmed(ch: ConfirmChannel, exchange: string, routingKe
 
 /**
  * basic.get until the queue answers get-empty; returns what it got, acked (unless ack is
- * false). Messages recovered at start-up are in their queue before the node listens, so an
+ * false), or stops after stopAfter messages. Messages recovered at start-up are in their queue before the node listens, so an
  * empty answer means the queue is empty — no waiting involved.
  */
-export async function drainQueue(ch: Channel, queue: string, { ack = true, limit = 100_000 } = {}): Promise<GetMessage[]> {
+export async function drainQueue(ch: Channel, queue: string, { ack = true, limit = 100_000, stopAfter = Infinity } = {}): Promise<GetMessage[]> {
   const got: GetMessage[] = [];
   for (;;) {
+    if (got.length >= stopAfter) return got;
     const m = await ch.get(queue, { noAck: false });
     if (m === false) return got;
     got.push(m);

@@ -79,6 +79,15 @@ describe('restart on the same data directory', () => {
     await publishConfirmed(ch, 'durable-x', 'k1', Buffer.from('via k1'), { persistent: true });
     await publishConfirmed(ch, 'durable-x', 'k2', Buffer.from('via k2 and durable-fan'), { persistent: true });
     for (let i = 0; i < 5; i++) await publishConfirmed(ch, '', 'consumed-q', Buffer.from(`c${i}`), { persistent: true });
+    // Purged and deleted: their logged messages must not come back.
+    await ch.assertQueue('purged-q', { durable: true });
+    await ch.assertQueue('deleted-q', { durable: true });
+    for (let i = 0; i < 3; i++) {
+      await publishConfirmed(ch, '', 'purged-q', Buffer.from(`purged ${i}`), { persistent: true });
+      await publishConfirmed(ch, '', 'deleted-q', Buffer.from(`deleted ${i}`), { persistent: true });
+    }
+    assert.equal((await ch.purgeQueue('purged-q')).messageCount, 3);
+    assert.equal((await ch.deleteQueue('deleted-q')).messageCount, 3);
 
     const alice = await connect(`amqp://alice:wonder-land@${broker.host}:${broker.port}/app`);
     alice.on('error', () => {});
@@ -137,7 +146,8 @@ describe('restart on the same data directory', () => {
     const conn2 = await connect(broker.url);
     const ch2 = await conn2.createConfirmChannel();
 
-    const back = await drainQueue(ch2, 'durable-q');
+    // Unacked for now: part of them is acked below and the rest must survive a second restart.
+    const back = await drainQueue(ch2, 'durable-q', { ack: false });
     const expected = [
       { seq: 1, redelivered: true }, // nacked with requeue
       { seq: 4, redelivered: true }, // delivered, unacked at the stop
@@ -172,6 +182,13 @@ describe('restart on the same data directory', () => {
       assert.equal(p.expiration, want.expiration);
     }
 
+    // Recovered messages settle like any other: ack 1 and 9; 4, 6, 7 and 10 stay unacked.
+    for (const m of back) if ([1, 9].includes((m.properties.headers as { seq: number }).seq)) ch2.ack(m);
+    // Ids go on after the recovered ones: this one sorts after them in the third run.
+    await publishConfirmed(ch2, '', 'durable-q', bodyOf(100), propsOf(100));
+
+    assert.deepEqual(await drainQueue(ch2, 'purged-q'), [], 'purged messages stay purged');
+    await expectChannelClose(conn2, await conn2.createChannel(), (c) => c.checkQueue('deleted-q'), { code: 404 });
     assert.deepEqual(
       (await drainQueue(ch2, 'consumed-q')).map((m) => [m.content.toString(), m.fields.redelivered]),
       [
@@ -211,6 +228,24 @@ describe('restart on the same data directory', () => {
       within(connect(`amqp://alice:wrong-password@${broker.host}:${broker.port}/app`), 'a refused login'),
       'a wrong password is still refused',
     );
-    await conn2.close();
+    await ch2.checkQueue('durable-q'); // the acks have reached the shard
+    conn2.on('error', () => {});
+    assert.equal(await broker.stop({ keepData: true }), 0, `clean stop:\n${broker.log()}`);
+
+    // ---- a third run: what the second one acked stays gone, the rest is back once more ----------
+    broker = await startBroker({ dataDir });
+    const conn3 = await connect(broker.url);
+    const third = await drainQueue(await conn3.createChannel(), 'durable-q');
+    assert.deepEqual(
+      third.map((m) => ({ seq: (m.properties.headers as { seq: number }).seq, redelivered: m.fields.redelivered })),
+      [
+        { seq: 4, redelivered: true },
+        { seq: 6, redelivered: true },
+        { seq: 7, redelivered: true },
+        { seq: 10, redelivered: true },
+        { seq: 100, redelivered: false },
+      ],
+    );
+    await conn3.close();
   });
 });

@@ -383,6 +383,26 @@ describe('basic', () => {
     assert.equal(await ready(queue), 0);
   });
 
+  test('an expiration property RabbitMQ cannot read is 406 with its reason; signs and leading zeros are fine', async () => {
+    const { queue } = await ch.assertQueue('', { exclusive: true });
+    const cases: [string, string][] = [
+      ['soon', 'no_integer'],
+      ['-1', '{value_negative,-1}'],
+      ['12s', '{leftover_string,"s"}'],
+      ['315360000001', '{value_too_large,315360000001}'],
+    ];
+    for (const [expiration, reason] of cases) {
+      await expectChannelClose(conn, await doomed(), (c) => c.sendToQueue(queue, Buffer.from('x'), { expiration }), {
+        code: 406,
+        method: [60, 40],
+        text: new RegExp(`PRECONDITION_FAILED - invalid expiration '${expiration}': ${reason.replace(/[{}]/g, '\\$&')}`),
+      });
+    }
+    await publishConfirmed(queue, [Buffer.from('a'), Buffer.from('b')], { expiration: '0600000' });
+    await publishConfirmed(queue, [Buffer.from('c')], { expiration: '315360000000' });
+    assert.equal(await ready(queue), 3);
+  });
+
   test('all 14 basic properties round-trip with rabbitmq-client (cluster-id included)', async () => {
     const { queue } = await ch.assertQueue('basic.rc-props', { durable: false, autoDelete: false });
     const rc = new RabbitConnection({ url: broker.url, retryLow: 50, retryHigh: 200 });

@@ -124,6 +124,35 @@ describe('queues', () => {
     assert.equal(await exists('q.badarg'), false);
   });
 
+  test('the longest x-expires and x-message-ttl RabbitMQ allows (ten years in ms) are accepted and do not fire early', async () => {
+    const tenYearsMs = 315_360_000_000;
+    const { queue } = await ch.assertQueue('', { exclusive: true, arguments: { 'x-expires': tenYearsMs, 'x-message-ttl': tenYearsMs } });
+    await publishConfirmed(queue, ['kept']);
+    // Several round trips through the queue's shard: a timer that fired at once would have removed the queue or message.
+    for (let i = 0; i < 5; i++) assert.equal((await ch.checkQueue(queue)).messageCount, 1);
+    await expectChannelClose(conn, await doomed(), (c) => c.assertQueue('q.ttl-too-long', { arguments: { 'x-message-ttl': tenYearsMs + 1 } }), {
+      code: 406,
+      method: [50, 10],
+      text: /invalid arg 'x-message-ttl' for queue 'q.ttl-too-long' in vhost '\/': {value_too_large,315360000001}/,
+    });
+  });
+
+  test('quorum queues and streams must be durable, not exclusive, not auto-delete (406 invalid property)', async () => {
+    const cases: [amqp.Options.AssertQueue, string][] = [
+      [{ durable: true, autoDelete: true }, 'auto-delete'],
+      [{ durable: true, exclusive: true }, 'exclusive-owner'],
+      [{ durable: false }, 'non-durable'],
+    ];
+    for (const [opts, property] of cases) {
+      await expectChannelClose(conn, await doomed(), (c) => c.assertQueue('q.quorum-flags', { ...opts, arguments: { 'x-queue-type': 'quorum' } }), {
+        code: 406,
+        method: [50, 10],
+        text: new RegExp(`invalid property '${property}' for queue 'q.quorum-flags' in vhost '/'`),
+      });
+    }
+    assert.equal(await exists('q.quorum-flags'), false);
+  });
+
   test('arguments take effect: x-max-length drops from the head, x-message-ttl expires, x-dead-letter-exchange receives rejects', async () => {
     await ch.assertQueue('q.maxlen', { arguments: { 'x-max-length': 2 } });
     await publishConfirmed('q.maxlen', ['1', '2', '3', '4']);

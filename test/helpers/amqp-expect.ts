@@ -30,6 +30,7 @@ export async function startE2eBroker(opts?: StartOptions): Promise<TestBroker> {
     log: () => '',
     stop: () => Promise.resolve(0),
     kill: () => Promise.resolve(),
+    waitForLog: (re: RegExp) => Promise.reject(new Error(`no log to search for ${re} on a reference broker`)),
   };
 }
 

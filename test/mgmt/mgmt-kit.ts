@@ -70,7 +70,9 @@ export async function call(base: string, path: string, opts: CallOptions = {}): 
     body = JSON.stringify(opts.body);
     headers['Content-Type'] ??= 'application/json';
   }
-  const res = await fetch(`${base}${path}`, { method: opts.method ?? 'GET', headers, body: body === undefined ? undefined : new Uint8Array(body instanceof Buffer ? body : Buffer.from(body)) });
+  const init: RequestInit = { method: opts.method ?? 'GET', headers };
+  if (body !== undefined) init.body = new Uint8Array(body instanceof Buffer ? body : Buffer.from(body));
+  const res = await fetch(`${base}${path}`, init);
   const text = await res.text();
   let json: unknown;
   try {

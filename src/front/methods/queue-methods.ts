@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { AmqpError } from '../../amqp/errors.js';
+import type { FieldTable } from '../../amqp/field-table.js';
 import { Method, ReplyCode } from '../../amqp/spec.generated.js';
 import { validateHeadersBindingArgs } from '../../routing/headers-binding-args.js';
 import { checkArgsEquivalent, queueLabel, validateQueueArgs } from '../queue-args.js';
@@ -40,6 +41,16 @@ function inequivalentFlag(q: QueueMeta, arg: string, received: boolean, current:
   );
 }
 
+/** Quorum queues and streams are durable, shared and explicit: RabbitMQ refuses the flags that contradict that. */
+function checkReplicatedQueueFlags(args: FieldTable, durable: boolean, exclusive: boolean, autoDelete: boolean, vhost: string, name: string): void {
+  const type = args['x-queue-type'];
+  if (type?.type !== 'S' || (type.value !== 'quorum' && type.value !== 'stream')) return;
+  const bad = autoDelete ? 'auto-delete' : exclusive ? 'exclusive-owner' : !durable ? 'non-durable' : undefined;
+  if (bad !== undefined) {
+    throw new AmqpError(ReplyCode.preconditionFailed, `PRECONDITION_FAILED - invalid property '${bad}' for ${queueLabel(vhost, name)}`, 50, 10);
+  }
+}
+
 function serverNamedQueue(): string {
   return `amq.gen-${randomBytes(16).toString('base64url').slice(0, 22)}`;
 }
@@ -73,6 +84,7 @@ export function registerQueueMethods(t: HandlerTable): void {
         checkArgsEquivalent(existing.arguments, a.arguments, vhost.name, name);
       } else {
         validateQueueArgs(a.arguments, vhost.name, name);
+        checkReplicatedQueueFlags(a.arguments, a.durable, a.exclusive, a.autoDelete, vhost.name, name);
         const q = ch.broker.createQueue(vhost, {
           name,
           durable: a.durable,
