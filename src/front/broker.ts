@@ -22,6 +22,7 @@ import { UserStore, type User } from './users.js';
 import { PolicyStore, policyQueueSettings } from './policies.js';
 import { LatencyRecorder, type LatencyExport } from '../metrics/latency.js';
 import { VHost } from './vhost.js';
+import { creditTableSlots } from '../shard/consumer.js';
 import { isDeathCycle } from '../shard/dead-letter.js';
 
 /** Front→shard bytes waiting outside a full ring before the publishing socket stops being read. */
@@ -76,6 +77,8 @@ export class Broker {
     readonly config: BrokerConfig,
     readonly shards: readonly ShardLink[],
     readonly log: Logger,
+    /** Shared [limit, unacked] pairs for channels with a global prefetch (see shard/consumer.ts). */
+    readonly creditTable: Int32Array = new Int32Array(2 * creditTableSlots),
   ) {
     for (const s of shards) s.out.onDrain = () => this.onShardDrained(s);
   }
@@ -97,6 +100,19 @@ export class Broker {
 
   nextConnectionId(): number {
     return this.nextConnId++;
+  }
+
+  private nextCreditSlot = 0;
+  /**
+   * A credit-table slot for a channel that set a global prefetch. Slots rotate rather than
+   * being freed: shards may still release credit into a closed channel's slot for a while.
+   */
+  allocateCreditSlot(limit: number): number {
+    const slot = this.nextCreditSlot;
+    this.nextCreditSlot = (slot + 1) % creditTableSlots;
+    Atomics.store(this.creditTable, 2 * slot + 1, 0);
+    Atomics.store(this.creditTable, 2 * slot, limit);
+    return slot;
   }
 
   registerChannel(ch: Channel): number {

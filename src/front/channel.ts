@@ -80,6 +80,8 @@ export class Channel {
   // consuming
   prefetchCount = 0;
   globalPrefetch = 0;
+  /** Slot in the node's shared credit table once a global prefetch is set (-1: none). */
+  creditSlot = -1;
   readonly consumers = new Map<string, ConsumerRef>();
   /** RabbitMQ's most_recently_declared_queue: what an empty queue name means in get, consume, bind, purge, delete. */
   lastDeclaredQueue = '';
@@ -463,6 +465,13 @@ export class Channel {
       if (how === 'ack') g.shard.ack(queueId, g.ids);
       else g.shard.nack(queueId, g.ids, how === 'requeue');
       this.broker.noteShardWrite(g.shard, undefined);
+    }
+    if (this.creditSlot >= 0 && this.state === 'open') {
+      // Credit freed on one shard may let this channel's queues on the others deliver again.
+      for (const shard of this.broker.shards) {
+        shard.channelKick(this.key);
+        this.broker.noteShardWrite(shard, undefined);
+      }
     }
   }
 

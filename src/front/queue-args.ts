@@ -40,8 +40,8 @@ function describe(v: FieldValue): string {
   return String(v.value);
 }
 
-/** rabbit_misc:check_expiry's bound: TTLs and expiries must fit Erlang's timer (2^32 - 1 ms). */
-const expiryMaxMs = 4294967295;
+/** rabbit_misc:check_expiry's bound (?MAX_EXPIRY_TIMER): ten years in ms, as measured on RabbitMQ 3.10. */
+const expiryMaxMs = 315_360_000_000;
 
 /**
  * Throws RabbitMQ's 406 for a malformed x-argument, with the texts of

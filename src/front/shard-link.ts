@@ -185,9 +185,15 @@ export class ShardLink {
     this.send(ToShard.channelFlow);
   }
 
-  channelQos(channelKey: number, globalPrefetch: number): void {
-    this.w.reset().u32(channelKey).u32(globalPrefetch);
+  /** creditSlot: the channel's slot in the shared credit table + 1, or 0 for none. */
+  channelQos(channelKey: number, globalPrefetch: number, creditSlot = 0): void {
+    this.w.reset().u32(channelKey).u32(globalPrefetch).u32(creditSlot);
     this.send(ToShard.channelQos);
+  }
+
+  channelKick(channelKey: number): void {
+    this.w.reset().u32(channelKey);
+    this.send(ToShard.channelKick);
   }
 
   recoveryDone(): void {

@@ -15,6 +15,7 @@ import { ShardLink } from '../front/shard-link.js';
 import { socketTransport } from '../front/transport.js';
 import { ReplyCode } from '../amqp/spec.generated.js';
 import type { ShardLifecycle, ShardWorkerData } from '../shard/worker.js';
+import { creditTableSlots } from '../shard/consumer.js';
 import { parseFsyncPolicy } from '../store/fsync-policy.js';
 import { join } from 'node:path';
 import { DefinitionsFile } from './definitions-file.js';
@@ -39,12 +40,16 @@ interface ShardThread {
 }
 
 /** Starts a shard worker; it recovers its log before it says ready (all shards recover in parallel). */
+/** One table of global-prefetch credit for the whole node (front and every shard). */
+const creditTable = new SharedArrayBuffer(8 * creditTableSlots);
+
 async function startShard(
   index: number,
   config: NodeConfig,
   log: Logger,
 ): Promise<{ worker: Worker; toShard: SharedArrayBuffer; fromShard: SharedArrayBuffer; flow: SharedArrayBuffer }> {
   const flow = new SharedArrayBuffer(4);
+  const credit = creditTable;
   const toShard = createRingBuffer(config.ringBytes);
   const fromShard = createRingBuffer(config.ringBytes);
   const data: ShardWorkerData = {
@@ -56,6 +61,7 @@ async function startShard(
     segmentBytes: config.segmentBytes,
     repair: config.repair,
     flow,
+    credit,
   };
   const worker = new Worker(new URL('../shard/worker.js', import.meta.url), { workerData: data, name: `shard-${index}` });
   return new Promise((resolve, reject) => {
@@ -91,6 +97,7 @@ export async function startNode(config: NodeConfig, log: Logger = createLogger(c
     },
     links,
     log,
+    new Int32Array(creditTable),
   );
   // Durable definitions come back first (queues re-created on their shards, which hand
   // them the messages their logs recovered); a fresh node gets vhost '/' and guest.

@@ -37,6 +37,8 @@ export const ToShard = {
   /** The front has re-created every durable queue: what the log still holds for others can go. */
   recoveryDone: 16,
   latency: 17,
+  /** Global channel credit was freed on some shard: channel's queues may deliver again. */
+  channelKick: 18,
 } as const;
 
 /** shard → front */

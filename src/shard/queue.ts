@@ -1,5 +1,5 @@
 import type { Consumer, ShardChannel } from './consumer.js';
-import { hasCredit } from './consumer.js';
+import { acquireChannelCredit, hasCredit, releaseChannelCredit } from './consumer.js';
 import type { Message } from './message.js';
 import type { QueueConfig } from './queue-config.js';
 import type { Ready } from './ready.js';
@@ -143,9 +143,16 @@ export class Queue {
     while (n < budget && this.ready.length > 0) {
       const c = this.pickConsumer();
       if (c === undefined) break;
+      // Another shard may have taken the channel's last global credit since pickConsumer looked.
+      const credited = !c.noAck && acquireChannelCredit(c.channel);
+      if (!c.noAck && !credited) break;
       const m = this.ready.shift();
-      if (m === undefined) break;
+      if (m === undefined) {
+        if (credited) releaseChannelCredit(c.channel);
+        break;
+      }
       if (this.isExpired(m)) {
+        if (credited) releaseChannelCredit(c.channel);
         this.host.deadLetter(this, m, DeadLetterReason.expired);
         continue;
       }
@@ -241,6 +248,7 @@ export class Queue {
     if (u.consumer !== undefined) {
       u.consumer.unacked--;
       u.channel.unacked--;
+      releaseChannelCredit(u.channel);
     }
     return u;
   }

@@ -258,11 +258,16 @@ export class ShardStore {
   }
 
   /** A clean stop: the pending records, then `close`, which tells the next recovery that every delivery was logged. */
-  close(): Promise<void> {
+  async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.releaseTimer);
-    this.flushBatches();
-    this.log.append(LogKind.close, Buffer.alloc(0));
-    return this.log.close();
+    try {
+      this.flushBatches();
+      this.log.append(LogKind.close, Buffer.alloc(0));
+    } catch (err: unknown) {
+      // A log that refuses appends (broken after a failed rollback) ends like a crash: recovery copes.
+      this.say('error', `could not log a clean stop: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    await this.log.close();
   }
 }

@@ -89,6 +89,10 @@ export class Shard implements QueueHost {
     h.set(ToShard.get, (r) => this.onGet(r));
     h.set(ToShard.channelFlow, (r) => this.onChannelFlow(r));
     h.set(ToShard.channelQos, (r) => this.onChannelQos(r));
+    h.set(ToShard.channelKick, (r) => {
+      const ch = this.channels.get(r.u32());
+      if (ch !== undefined) this.markChannelQueuesDirty(ch);
+    });
     h.set(ToShard.queueStats, (r) => this.onQueueStats(r));
     h.set(ToShard.latency, (r) => {
       this.w.reset().u32(r.u32()).str(JSON.stringify(this.latency.export()));
@@ -362,7 +366,7 @@ export class Shard implements QueueHost {
   private channel(key: number): ShardChannel {
     let ch = this.channels.get(key);
     if (ch === undefined) {
-      ch = { key, flowActive: true, globalPrefetch: 0, unacked: 0, consumers: 0 };
+      ch = { key, flowActive: true, globalPrefetch: 0, unacked: 0, consumers: 0, creditSlot: -1 };
       this.channels.set(key, ch);
     }
     return ch;
@@ -404,7 +408,7 @@ export class Shard implements QueueHost {
   }
 
   private maybeForgetChannel(ch: ShardChannel): void {
-    if (ch.consumers === 0 && ch.unacked === 0 && ch.flowActive && ch.globalPrefetch === 0) this.channels.delete(ch.key);
+    if (ch.consumers === 0 && ch.unacked === 0 && ch.flowActive && ch.globalPrefetch === 0 && ch.creditSlot < 0) this.channels.delete(ch.key);
   }
 
   private onChannelFlow(r: RecordReader): void {
@@ -417,6 +421,8 @@ export class Shard implements QueueHost {
   private onChannelQos(r: RecordReader): void {
     const ch = this.channel(r.u32());
     ch.globalPrefetch = r.u32();
+    const slot = r.u32();
+    ch.creditSlot = slot === 0 ? -1 : slot - 1;
     this.markChannelQueuesDirty(ch);
     this.maybeForgetChannel(ch);
   }

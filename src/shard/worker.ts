@@ -12,6 +12,7 @@ import { ToShard } from '../ring/shard-records.js';
 import type { FsyncPolicy } from '../store/fsync-policy.js';
 import { Shard } from './shard.js';
 import { ShardStore } from './shard-store.js';
+import { setCreditTable } from './consumer.js';
 
 export interface ShardWorkerData {
   index: number;
@@ -24,6 +25,8 @@ export interface ShardWorkerData {
   repair: boolean;
   /** One Int32 the shard sets while a consumed queue's backlog is past the flow watermark. */
   flow: SharedArrayBuffer;
+  /** The node-wide table of global (per-channel) prefetch credit, see shard/consumer.ts. */
+  credit: SharedArrayBuffer;
 }
 
 /** Lifecycle messages to the main thread. */
@@ -51,6 +54,7 @@ async function main(): Promise<void> {
   }
   const reader = new RingReader(data.toShard, `front→shard${data.index}`);
   const writer = new RingWriter(data.fromShard, `shard${data.index}→front`);
+  setCreditTable(new Int32Array(data.credit));
   const shard = new Shard(data.index, writer, store, log, new Int32Array(data.flow));
   reader.start(
     (kind, body) => {

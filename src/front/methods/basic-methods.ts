@@ -19,8 +19,10 @@ export function registerBasicMethods(t: HandlerTable): void {
     }
     if (a.global) {
       ch.globalPrefetch = a.prefetchCount;
+      if (ch.creditSlot < 0) ch.creditSlot = ch.broker.allocateCreditSlot(a.prefetchCount);
+      else Atomics.store(ch.broker.creditTable, 2 * ch.creditSlot, a.prefetchCount);
       for (const shard of ch.broker.shards) {
-        shard.channelQos(ch.key, a.prefetchCount);
+        shard.channelQos(ch.key, a.prefetchCount, ch.creditSlot + 1);
         ch.broker.noteShardWrite(shard, undefined);
       }
     } else {
