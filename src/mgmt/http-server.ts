@@ -16,7 +16,7 @@ import { reasonPhrase, type HttpRequest, type Reply } from './http-types.js';
 /** Methods whose body is read; a GET's body, if any, is ignored. */
 const bodyMethods = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 /** Headers the handlers may look at (everything else is not copied out of the request). */
-const keptHeaders = ['authorization', 'content-type', 'content-length', 'x-reason', 'x-requested-with', 'if-none-match', 'sec-websocket-protocol'];
+const keptHeaders = ['authorization', 'content-type', 'content-length', 'transfer-encoding', 'x-reason', 'x-requested-with', 'if-none-match'];
 
 export type RequestHandler = (req: HttpRequest) => Promise<Reply>;
 
@@ -167,6 +167,11 @@ export function serveAll(app: TemplatedApp, handler: RequestHandler, maxBodyByte
     const remoteAddress = remoteAddressOf(res);
     const lengthHeader = headers.get('content-length');
     const declaredBytes = lengthHeader === undefined || !/^[0-9]+$/.test(lengthHeader) ? undefined : Number(lengthHeader);
+    if (bodyMethods.has(method) && /chunked/i.test(headers.get('transfer-encoding') ?? '')) {
+      // uWS 20.30 can end a chunked body early (a prefix taken for the whole), so none is read.
+      ex.send({ status: 411, json: { error: 'length_required', reason: 'send the request body with a Content-Length (chunked bodies are not accepted)' } }, true);
+      return;
+    }
     const bodyPromise = bodyMethods.has(method) ? readBody(res, ex, declaredBytes, maxBodyBytes(rawPath)) : Promise.resolve(Buffer.alloc(0));
     void bodyPromise.then(async (body) => {
       if (body === undefined || !ex.open) return;

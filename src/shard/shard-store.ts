@@ -120,7 +120,9 @@ export class ShardStore {
     const byOffset = [...recovered.values()].flatMap((msgs) => [...msgs.values()]).sort((a, b) => a.logOffset - b.logOffset);
     for (const m of byOffset) store.trackLive(m.msgId, m.logOffset);
     store.maxMsgId = maxMsgId;
-    if (lastKind !== undefined && lastKind !== LogKind.close) store.assumeDelivered(opts.dir);
+    // A cut tail or a repair means records of some run are gone, its delivered markers with them.
+    const cleanStop = lastKind === LogKind.close && report.truncatedBytes === 0 && report.repaired === undefined;
+    if (lastKind !== undefined && !cleanStop) store.assumeDelivered(opts.dir);
     // Committed before any delivery of this run, so a crash of this run is never taken for a clean stop.
     log.append(LogKind.open, Buffer.alloc(0));
     await log.commit();

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
-import { connect, drainQueue, enqueueKind, makeDataDir, publishConfirmed, recordsOf, removeDataDir, segmentFiles, seqOf, shardDir, shardOfQueue, type RecordAt } from './durability-kit.js';
+import { connect, drainQueue, enqueueKind, makeDataDir, recordsOf, removeDataDir, segmentFiles, seqOf, shardDir, shardOfQueue, type RecordAt } from './durability-kit.js';
 
 const queue = 'corrupt-q';
 /** The smallest segment the node accepts (--segment-bytes minimum). */

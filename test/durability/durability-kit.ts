@@ -133,7 +133,8 @@ export function warrenctl(dataDir: string, args: string[]): Promise<string> {
   });
 }
 
-/** Sequence number a test wrote into a body as decimal text. */
+/** The sequence number a test wrote at the start of a body, as decimal text ended by a space or the body's end. */
 export function seqOf(m: { content: Buffer }): number {
-  return Number(m.content.toString('utf8', 0, m.content.indexOf(0x20) >= 0 ? m.content.indexOf(0x20) : m.content.length));
+  const space = m.content.indexOf(0x20);
+  return Number(m.content.toString('utf8', 0, space < 0 ? m.content.length : space));
 }

@@ -6,10 +6,14 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
-import { connect, drainQueue, makeDataDir, removeDataDir, seqOf } from './durability-kit.js';
+import { within } from '../helpers/amqp-expect.js';
+import { connect, drainQueue, makeDataDir, publishConfirmed, removeDataDir, seqOf } from './durability-kit.js';
 
 const queue = 'fsync-q';
 const messageCount = 500;
+/** Publishes that each wait for their confirm, and how long all of them may take together. */
+const soloCount = 20;
+const soloDeadlineMs = 5_000;
 
 describe('fsync policies', () => {
   for (const policy of ['batch-ms=5', 'never']) {
@@ -30,6 +34,18 @@ describe('fsync policies', () => {
             }),
         );
         assert.deepEqual((await Promise.all(confirms)).filter((ok) => !ok).length, 0, 'every publish is confirmed (acked, not nacked)');
+        // One at a time, each waiting for its confirm: nothing else wakes the shard, so each
+        // confirm must go out on its own sync (a confirm left waiting for unrelated traffic
+        // would take seconds each).
+        await within(
+          (async () => {
+            for (let seq = messageCount; seq < messageCount + soloCount; seq++) {
+              await publishConfirmed(ch, '', queue, Buffer.from(`${seq} with ${policy}`), { persistent: true, headers: { policy } });
+            }
+          })(),
+          `${soloCount} publishes confirmed one at a time`,
+          soloDeadlineMs,
+        );
         await conn.close();
         assert.equal(await broker.stop(), 0);
 
@@ -38,7 +54,7 @@ describe('fsync policies', () => {
         const back = await drainQueue(await conn2.createChannel(), queue);
         assert.deepEqual(
           back.map(seqOf),
-          Array.from({ length: messageCount }, (_, i) => i),
+          Array.from({ length: messageCount + soloCount }, (_, i) => i),
         );
         assert.ok(back.every((m) => !m.fields.redelivered && m.properties.headers?.['policy'] === policy));
         await conn2.close();

@@ -163,37 +163,14 @@ describe('management API errors', () => {
     await stillUp();
   });
 
-  test('an oversized body is refused with 413 and the connection closed', async () => {
+  test('an oversized or unbounded body is refused (413, 411) and the connection closed', async () => {
     const nineMiB = 9 * 1024 * 1024;
     // Declared too large: refused before a byte of the body is read.
     const declared = await rawHttp(m.mgmtPort, `PUT /api/queues/%2F/big HTTP/1.1\r\nHost: x\r\nAuthorization: Basic Z3Vlc3Q6Z3Vlc3Q=\r\nContent-Length: ${nineMiB}\r\n\r\n`);
     assert.equal(statusOf(declared), 413);
-    // Sent too large in chunks: cut off once past the limit.
-    const chunked = await new Promise<string>((resolve) => {
-      const s = connect(m.mgmtPort, '127.0.0.1');
-      let got = '';
-      s.on('data', (d: Buffer) => (got += d.toString('latin1')));
-      s.on('error', () => {});
-      s.on('close', () => resolve(got));
-      s.write('PUT /api/queues/%2F/big HTTP/1.1\r\nHost: x\r\nAuthorization: Basic Z3Vlc3Q6Z3Vlc3Q=\r\nTransfer-Encoding: chunked\r\n\r\n');
-      const chunk = Buffer.alloc(8 * 1024, 0x20);
-      let sent = 0;
-      const pump = (): void => {
-        while (sent < 1200 && !s.destroyed) {
-          sent++;
-          const ok = s.write(`${chunk.length.toString(16)}\r\n`) && s.write(chunk) && s.write('\r\n');
-          if (!ok) {
-            s.once('drain', pump);
-            return;
-          }
-        }
-      };
-      pump();
-      setTimeout(() => s.destroy(), 10_000).unref();
-    });
-    // 413 when the answer reaches the client first; uWS may also reset a connection whose client
-    // keeps writing (and refuses chunks of 16 KiB and more outright): refused either way.
-    assert.ok(statusOf(chunked) === 413 || chunked === '', `chunked upload answered ${chunked.slice(0, 80)}`);
+    // A chunked body could grow without a declared bound: refused with 411 before it is read.
+    const chunked = await rawHttp(m.mgmtPort, 'PUT /api/queues/%2F/big HTTP/1.1\r\nHost: x\r\nAuthorization: Basic Z3Vlc3Q6Z3Vlc3Q=\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{}  \r\n');
+    assert.equal(statusOf(chunked), 411);
     assert.equal((await api('/api/queues/%2F/big')).status, 404);
     await stillUp();
   });

@@ -3,7 +3,7 @@ import { Method, ReplyCode } from '../../amqp/spec.generated.js';
 import { on, type HandlerTable } from './types.js';
 
 export function registerChannelMethods(t: HandlerTable): void {
-  on(t, Method.ChannelOpen, (ch) => {
+  on(t, Method.ChannelOpen, () => {
     throw new AmqpError(ReplyCode.channelError, `CHANNEL_ERROR - second 'channel.open' seen`, 20, 10);
   });
   on(t, Method.ChannelClose, (ch) => ch.closeByClient());
