@@ -103,8 +103,9 @@ function renderScenario(number: number, scenario: LoadedScenario): string[] {
   const sample = runs[0];
   lines.push(`\`\`\`\n${result.command.replace(/^bench /, 'npm run bench -- ')}\n\`\`\``, '');
   if (sample !== undefined) {
-    lines.push(`Each run: ${sample.threads} worker threads, ${sample.connections} connections (one per producer and consumer, one control).`, '');
+    lines.push(`Each run: ${sample.threads} worker threads, ${sample.connections} connections (one per producer and consumer, one control).`);
   }
+  lines.push(`Machine load average (1 min) ${result.machine.loadAverageAtStart.toFixed(1)} at the start, ${result.machine.loadAverageAtEnd.toFixed(1)} at the end of this scenario.`, '');
   if (result.comparison !== null && result.comparison.rows.length > 0) {
     const names = brokerNames(result);
     lines.push(`A = ${names.a}, B = ${names.b}.`, '');

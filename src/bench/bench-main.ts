@@ -1,6 +1,7 @@
 // `npm run bench` as a function: parse, run every round against every broker, report.
 // Returns the exit code so tests can run it in-process.
 import { mkdir, writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Piscina } from 'piscina';
 import { compareRuns } from './compare.js';
@@ -44,7 +45,7 @@ export async function runBench(argv: readonly string[], io: BenchIo): Promise<nu
     io.stderr(`bench: ${error.message}\nRun with --help to see the flags.\n`);
     return ExitCode.usage;
   }
-  const startedAt = new Date();
+  const start = { at: new Date(), loadAverage: loadavg()[0] ?? 0 };
   const say = (text: string): void => (options.json ? io.stderr : io.stdout)(`${text}\n`);
   say(`${brokerLines(options)}\n${describeWorkload(options)}`);
 
@@ -79,7 +80,7 @@ export async function runBench(argv: readonly string[], io: BenchIo): Promise<nu
   const comparison = options.compareUrl === undefined ? undefined : compareRuns(runsOf(runs, 'A'), runsOf(runs, 'B'));
   say(finalReport(options, runs, comparison));
   await writeArtifacts(options, runs);
-  if (options.json) io.stdout(`${JSON.stringify(buildJson(argv, startedAt, options, runs, comparison), null, 2)}\n`);
+  if (options.json) io.stdout(`${JSON.stringify(buildJson(argv, start, options, runs, comparison), null, 2)}\n`);
   if (runs.some((run) => run.errors.length > 0)) return ExitCode.failed;
   if (runs.some((run) => !run.accounting.balanced)) return ExitCode.unaccounted;
   return ExitCode.ok;

@@ -1,6 +1,6 @@
 // The --json document: everything the text report shows, in a form scripts (and
 // scripts/bench-doc.ts, which writes docs/benchmarks.md) can read.
-import { cpus, release, totalmem, type as osType } from 'node:os';
+import { cpus, loadavg, release, totalmem, type as osType } from 'node:os';
 import type { Comparison } from './compare.js';
 import { summarize } from './latency-histogram.js';
 import type { LatencySummary } from './latency-histogram.js';
@@ -16,9 +16,12 @@ export interface MachineDescription {
   readonly memoryBytes: number;
   readonly os: string;
   readonly node: string;
+  /** 1-minute load average when the bench started and when it ended: how busy the machine was besides. */
+  readonly loadAverageAtStart: number;
+  readonly loadAverageAtEnd: number;
 }
 
-export function describeMachine(): MachineDescription {
+export function describeMachine(loadAverageAtStart: number): MachineDescription {
   const cpuList = cpus();
   return {
     cpuModel: cpuList[0]?.model.trim() ?? 'unknown',
@@ -26,6 +29,8 @@ export function describeMachine(): MachineDescription {
     memoryBytes: totalmem(),
     os: `${osType()} ${release()}`,
     node: process.version,
+    loadAverageAtStart,
+    loadAverageAtEnd: loadavg()[0] ?? 0,
   };
 }
 
@@ -86,13 +91,18 @@ export function runToJson(run: RunResult): RunJson {
   };
 }
 
-export function buildJson(argv: readonly string[], startedAt: Date, options: BenchOptions, runs: readonly RunResult[], comparison: Comparison | undefined): BenchJson {
+export interface RunStart {
+  readonly at: Date;
+  readonly loadAverage: number;
+}
+
+export function buildJson(argv: readonly string[], start: RunStart, options: BenchOptions, runs: readonly RunResult[], comparison: Comparison | undefined): BenchJson {
   return {
     format: 'warren-bench',
     formatVersion: JSON_FORMAT_VERSION,
-    startedAt: startedAt.toISOString(),
+    startedAt: start.at.toISOString(),
     command: ['bench', ...argv.map(redactArg)].join(' '),
-    machine: describeMachine(),
+    machine: describeMachine(start.loadAverage),
     workload: { ...options, url: redactUrl(options.url), compareUrl: options.compareUrl === undefined ? null : redactUrl(options.compareUrl) },
     runs: runs.map(runToJson),
     comparison:

@@ -34,6 +34,7 @@ interface Options {
   tableHeaders: boolean;
   priority: number | undefined;
   applyTo: string | undefined;
+  queue: string | undefined;
   timeoutS: number;
   help: boolean;
   positionals: string[];
@@ -50,6 +51,7 @@ const valueFlags: Record<string, keyof Options> = {
   '--formatter': 'formatter',
   '--priority': 'priority',
   '--apply-to': 'applyTo',
+  '--queue': 'queue',
   '-t': 'timeoutS',
   '--timeout': 'timeoutS',
 };
@@ -65,6 +67,7 @@ function parseArgv(argv: string[]): Options {
     tableHeaders: true,
     priority: undefined,
     applyTo: undefined,
+    queue: undefined,
     timeoutS: defaultTimeoutS,
     help: false,
     positionals: [],
@@ -101,7 +104,7 @@ function setOption(o: Options, key: keyof Options, flag: string, value: string):
   } else if (key === 'formatter') {
     if (value !== 'json' && value !== 'table') throw new UsageError(`--formatter must be json or table, got '${value}'`);
     o.formatter = value;
-  } else if (key === 'socket' || key === 'dataDir' || key === 'vhost' || key === 'applyTo') {
+  } else if (key === 'socket' || key === 'dataDir' || key === 'vhost' || key === 'applyTo' || key === 'queue') {
     o[key] = value;
   }
 }
@@ -131,6 +134,9 @@ Commands:
   close_connection NAME EXPLANATION
   export_definitions FILE|-         import_definitions FILE|-
   hash_password PASSWORD            ping
+  latency [--queue QUEUE]           the broker's HDR latency histograms (µs): publish→confirm,
+                                    enqueue→deliver per queue, ring transit, fsync; with --queue,
+                                    that queue's full percentile distribution (HdrHistogram format)
 `;
 
 /** rabbitmqctl's banner for a command (printed unless -q). */
@@ -257,6 +263,7 @@ async function main(): Promise<void> {
   const options: NonNullable<AdminRequest['options']> = {};
   if (o.priority !== undefined) options.priority = o.priority;
   if (o.applyTo !== undefined) options['apply-to'] = o.applyTo;
+  if (o.queue !== undefined) options.queue = o.queue;
   req.options = options;
   // The definitions file is the CLI's to read and write (relative paths are the caller's).
   let exportFile: string | undefined;

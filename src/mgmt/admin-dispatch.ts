@@ -11,6 +11,7 @@ import {
   type Listing,
 } from './admin-commands.js';
 import type { Broker } from '../front/broker.js';
+import { latencyColumns, latencyRows } from './latency-report.js';
 
 /** One request line on the admin socket. */
 export interface AdminRequest {
@@ -21,7 +22,7 @@ export interface AdminRequest {
   /** The client's output format; the node answers the same data either way. */
   formatter?: string;
   /** Command options: set_policy's priority and apply-to. */
-  options?: { priority?: number; 'apply-to'?: string };
+  options?: { priority?: number; 'apply-to'?: string; queue?: string };
   /** import_definitions: the parsed definitions document. */
   definitions?: unknown;
 }
@@ -45,6 +46,22 @@ const arg = (args: string[], i: number): string => args[i] ?? '';
 /** rabbitmqctl's commands that warrenctl supports. */
 export const adminCommands: Record<string, Command> = {
   ping: { min: 0, max: 0, run: () => ({ ok: true, result: 'pong' }) },
+  /** warren's own: the broker's HDR latency histograms; with --queue, that queue's full distribution. */
+  latency: {
+    min: 0,
+    max: 0,
+    run: async (b, _a, req) => {
+      const queue = req.options?.queue;
+      const rows = await latencyRows(b, queue === undefined ? {} : { queue, distributions: true });
+      if (queue !== undefined && rows.length === 0) {
+        return { ok: false, error: `Error: no latency recorded for queue '${queue}' (no deliveries yet, or no such queue)`, exitCode: ExitCode.dataErr };
+      }
+      if (queue !== undefined && req.formatter !== 'json') {
+        return { ok: true, result: rows.map((r) => `# ${r.stage} ${r.queue} (values in ms)\n${r.distribution ?? ''}`).join('\n') };
+      }
+      return { ok: true, columns: latencyColumns, rows: rows.map((r) => ({ ...r })) };
+    },
+  },
   add_user: { min: 2, max: 2, run: async (b, a) => void (await addUser(b, arg(a, 0), arg(a, 1))) },
   delete_user: { min: 1, max: 1, run: async (b, a) => void (await deleteUser(b, arg(a, 0))) },
   change_password: { min: 2, max: 2, run: async (b, a) => void (await changePassword(b, arg(a, 0), arg(a, 1))) },

@@ -9,12 +9,14 @@
  *   delete    [u32 queueId]                           the queue and everything in it is gone
  *   open      (empty)                                 a run of the node began here
  *   close     (empty)                                 that run stopped cleanly: every delivery it made is logged
+ *   pagedEnqueue  as enqueue                          a transient message (or one of a non-durable queue) kept
+ *                                                     on disk past the memory budget (pager.ts); recovery ignores it
  *
  * A log that does not end with `close` was left by a crash: deliveries may have reached
  * consumers before their `delivered` records were written, so recovery then treats every
  * recovered message as delivered (redelivered=true), as the spec allows ("may have been").
  */
-export const LogKind = { enqueue: 1, settle: 2, delivered: 3, queueDelete: 4, open: 5, close: 6 } as const;
+export const LogKind = { enqueue: 1, settle: 2, delivered: 3, queueDelete: 4, open: 5, close: 6, pagedEnqueue: 7 } as const;
 
 export const enqueueHeaderBytes = 20;
 

@@ -4,6 +4,8 @@ import type { Message } from './message.js';
 import type { QueueConfig } from './queue-config.js';
 import type { Ready } from './ready.js';
 import { createReady } from './ready.js';
+import type { PageHost } from './ready-list.js';
+import { newPagedEntry, type PagedEntry } from './paged-tail.js';
 import { DeadLetterReason } from '../ring/shard-records.js';
 
 /** What a queue asks of the shard that owns it. */
@@ -18,6 +20,13 @@ export interface QueueHost {
   /** Something changed that may let the queue deliver (timer fired). */
   kick(q: Queue): void;
   nowMs(): number;
+  /** The shard's pager for this queue's ready lists; undefined when the shard has no log. */
+  pagesFor(q: Queue): PageHost | undefined;
+  /**
+   * A message that was on disk left the queue without being read back: settle it, or
+   * dead-letter it (reason: DeadLetterReason) once its payload is read back.
+   */
+  pagedLeft(q: Queue, e: PagedEntry, reason: number | undefined): void;
 }
 
 interface Unacked {
@@ -47,6 +56,9 @@ export class Queue {
   private ttlTimerAtMs = 0;
   private expiresTimer: NodeJS.Timeout | undefined;
   deleted = false;
+  private readonly pages: PageHost | undefined;
+  /** Scratch for entries of messages on disk (copied out, never kept). */
+  private readonly paged = newPagedEntry();
   // Counters for metrics and the management API.
   published = 0;
   delivered = 0;
@@ -57,7 +69,8 @@ export class Queue {
     public config: QueueConfig,
     private readonly host: QueueHost,
   ) {
-    this.ready = createReady(config.maxPriority);
+    this.pages = host.pagesFor(this);
+    this.ready = createReady(config.maxPriority, this.pages);
     this.touch();
   }
 
@@ -74,9 +87,17 @@ export class Queue {
     const priorityChanged = config.maxPriority !== this.config.maxPriority;
     this.config = config;
     if (priorityChanged) {
-      const msgs = this.ready.drain();
-      this.ready = createReady(config.maxPriority);
-      for (const m of msgs) this.ready.push(m);
+      // In queue order; a message on disk stays on disk. (x-max-priority is a declare argument,
+      // so this only runs if a policy could change it; then a level may get an in-memory message
+      // after paged ones, which it delivers first.)
+      const old = this.ready;
+      this.ready = createReady(config.maxPriority, this.pages);
+      for (;;) {
+        const m = old.shift();
+        if (m !== undefined) this.ready.push(m);
+        else if (old.shiftPaged(this.paged)) this.ready.appendPaged(this.paged);
+        else break;
+      }
     }
     this.enforceLength();
     this.touch();
@@ -111,11 +132,17 @@ export class Queue {
       const over =
         (c.maxLength !== undefined && this.ready.length > c.maxLength) ||
         (c.maxLengthBytes !== undefined && this.ready.bodyBytes > c.maxLengthBytes);
-      if (!over) return;
-      const head = this.ready.shift();
-      if (head === undefined) return;
-      this.host.deadLetter(this, head, DeadLetterReason.maxlen);
+      if (!over || !this.dropHead(DeadLetterReason.maxlen)) return;
     }
+  }
+
+  /** The head leaves unacknowledged (dead-lettered for reason), in memory or on disk; false when empty. */
+  private dropHead(reason: number): boolean {
+    const head = this.ready.shift();
+    if (head !== undefined) this.host.deadLetter(this, head, reason);
+    else if (this.ready.shiftPaged(this.paged)) this.host.pagedLeft(this, this.paged, reason);
+    else return false;
+    return true;
   }
 
   addConsumer(c: Consumer): void {
@@ -255,24 +282,39 @@ export class Queue {
 
   /** queue.purge removes the ready messages (not the unacked ones), as RabbitMQ does. */
   purge(): number {
-    const msgs = this.ready.drain();
+    let n = 0;
+    for (;;) {
+      const m = this.ready.shift();
+      if (m !== undefined) this.host.settled(this, m);
+      else if (this.ready.shiftPaged(this.paged)) this.host.pagedLeft(this, this.paged, undefined);
+      else break;
+      n++;
+    }
     this.arrivedExpired.clear();
-    for (const m of msgs) this.host.settled(this, m);
     this.scheduleTtl();
-    return msgs.length;
+    return n;
   }
 
-  /** Ids of every message the queue holds (ready and unacked). */
+  /** Ids of every message the queue holds (ready, in memory or on disk, and unacked); empties the ready list. */
   *messageIds(): IterableIterator<number> {
     for (const id of this.unacked.keys()) yield id;
-    for (const m of this.ready.drain()) yield m.id;
+    for (;;) {
+      const m = this.ready.shift();
+      if (m !== undefined) yield m.id;
+      else if (this.ready.shiftPaged(this.paged)) yield this.paged.id;
+      else return;
+    }
   }
 
   /** The queue goes away: returns the ready message count for delete-ok. */
   destroy(): number {
     const n = this.ready.length;
     this.deleted = true;
-    this.ready.drain();
+    for (;;) {
+      if (this.ready.shift() !== undefined) continue;
+      if (!this.ready.shiftPaged(this.paged)) break;
+      this.host.pagedLeft(this, this.paged, undefined); // its log record may go
+    }
     this.arrivedExpired.clear();
     this.unacked.clear();
     this.consumers.length = 0;
@@ -288,16 +330,25 @@ export class Queue {
 
   /** Expired messages leave from the head only, as in RabbitMQ's classic queues. */
   expireHead(): void {
-    for (let m = this.ready.peek(); m !== undefined && this.isExpired(m); m = this.ready.peek()) {
-      this.ready.shift();
-      this.host.deadLetter(this, m, DeadLetterReason.expired);
+    for (;;) {
+      const m = this.ready.peek();
+      if (m !== undefined) {
+        if (!this.isExpired(m)) return;
+        this.ready.shift();
+        this.host.deadLetter(this, m, DeadLetterReason.expired);
+        continue;
+      }
+      // A head on disk expires by its index entry, without reading it back (unless it is dead-lettered).
+      if (!this.ready.headOnDisk) return;
+      const at = this.ready.headExpiresAtMs(this.paged);
+      if (at === 0 || at > this.host.nowMs() || !this.ready.shiftPaged(this.paged)) return;
+      this.host.pagedLeft(this, this.paged, DeadLetterReason.expired);
     }
   }
 
   /** Arms a timer for the head's expiry so expired messages are dead-lettered without a consumer. */
   scheduleTtl(): void {
-    const head = this.ready.peek();
-    const at = head?.expiresAtMs ?? 0;
+    const at = this.ready.headExpiresAtMs(this.paged);
     if (at === 0) return;
     if (this.ttlTimer !== undefined && this.ttlTimerAtMs <= at) return;
     if (this.ttlTimer !== undefined) clearTimeout(this.ttlTimer);

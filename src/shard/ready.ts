@@ -1,5 +1,6 @@
 import type { Message } from './message.js';
-import { ReadyList } from './ready-list.js';
+import { ReadyList, type PageHost } from './ready-list.js';
+import { pagedPriority, type PagedEntry } from './paged-tail.js';
 
 /** The ready messages of a queue: one list, or one per priority level for x-max-priority queues. */
 export interface Ready {
@@ -9,19 +10,35 @@ export interface Ready {
   requeue(m: Message): void;
   peek(): Message | undefined;
   shift(): Message | undefined;
+  /** The in-memory messages in queue order, up to a head on disk. */
   drain(): Message[];
+  // Paging (pager.ts): messages past the shard's memory budget wait in the log, in order.
+  /** The next message is on disk: shift() answers undefined until the pager reads it back. */
+  readonly headOnDisk: boolean;
+  /** The head's expiry (ms, 0 = never), in memory or on disk; 0 when empty. */
+  headExpiresAtMs(scratch: PagedEntry): number;
+  /** Removes the head when it is on disk, copied into out; false otherwise. */
+  shiftPaged(out: PagedEntry): boolean;
+  /** The list that holds (or would hold) m. */
+  listOf(m: Message): ReadyList;
+  /** Adds a message that is on disk (recovery, a move between lists), by its priority. */
+  appendPaged(e: PagedEntry): void;
 }
 
-export function createReady(maxPriority: number): Ready {
-  return maxPriority > 0 ? new PriorityReady(maxPriority) : new ReadyList();
+/** Paging applies per list: per priority level in an x-max-priority queue. */
+export function createReady(maxPriority: number, pages?: PageHost): Ready {
+  return maxPriority > 0 ? new PriorityReady(maxPriority, pages) : new ReadyList(pages);
 }
 
 /** Higher priority first, FIFO within a priority; a priority above the maximum counts as the maximum. */
 class PriorityReady implements Ready {
   private readonly levels: ReadyList[];
 
-  constructor(readonly maxPriority: number) {
-    this.levels = Array.from({ length: maxPriority + 1 }, () => new ReadyList());
+  constructor(
+    readonly maxPriority: number,
+    pages: PageHost | undefined,
+  ) {
+    this.levels = Array.from({ length: maxPriority + 1 }, () => new ReadyList(pages));
   }
 
   get length(): number {
@@ -38,6 +55,26 @@ class PriorityReady implements Ready {
 
   private level(m: Message): ReadyList {
     return this.levels[Math.min(m.priority, this.maxPriority)] as ReadyList;
+  }
+
+  listOf(m: Message): ReadyList {
+    return this.level(m);
+  }
+
+  get headOnDisk(): boolean {
+    return this.top()?.headOnDisk ?? false;
+  }
+
+  headExpiresAtMs(scratch: PagedEntry): number {
+    return this.top()?.headExpiresAtMs(scratch) ?? 0;
+  }
+
+  shiftPaged(out: PagedEntry): boolean {
+    return this.top()?.shiftPaged(out) ?? false;
+  }
+
+  appendPaged(e: PagedEntry): void {
+    (this.levels[Math.min(pagedPriority(e.flags), this.maxPriority)] as ReadyList).appendPaged(e);
   }
 
   push(m: Message): void {

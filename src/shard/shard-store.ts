@@ -16,13 +16,25 @@ import type { FsyncPolicy } from '../store/fsync-policy.js';
 import type { LogOffset } from '../store/log-offset.js';
 import type { LogRecord } from '../store/log-record.js';
 import { LogKind, decodeIdList, encodeEnqueueHeader, encodeIdList, enqueueHeaderBytes } from './log-records.js';
+import { LiveOffsets } from './live-offsets.js';
+import { payloadLayout } from '../ring/shard-records.js';
+import { peekPriority } from '../amqp/content-header.js';
 
+/** A recovered message without its payload: the queue reads that back from the log (pager.ts). */
 export interface RecoveredMessage {
   msgId: number;
   expiresAtMs: number;
-  payload: Buffer;
+  bodyBytes: number;
+  priority: number;
   delivered: boolean;
   logOffset: number;
+}
+
+/** A message record read back from the log by the pager. */
+export interface PagedRecord {
+  msgId: number;
+  /** The message payload as the front encoded it (the record's header stripped). */
+  payload: Buffer;
 }
 
 export interface ShardStoreOptions {
@@ -47,10 +59,8 @@ export class ShardStore {
   private readonly settles = new Map<number, number[]>();
   private readonly delivered = new Map<number, number[]>();
   private readonly enqHeader = Buffer.allocUnsafe(enqueueHeaderBytes);
-  /** Log offsets of live persistent messages, oldest first; settled ones are dropped lazily from the head. */
-  private readonly live: { offset: number; settled: boolean }[] = [];
-  private liveHead = 0;
-  private readonly liveByMsg = new Map<number, { offset: number; settled: boolean }>();
+  /** Live logged messages (persistent ones, and transient ones paged to disk) and their offsets. */
+  private readonly live = new LiveOffsets();
   private releaseTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -75,7 +85,17 @@ export class ShardStore {
             q = new Map();
             recovered.set(queueId, q);
           }
-          q.set(msgId, { msgId, expiresAtMs: p.readDoubleLE(12), payload: Buffer.from(p.subarray(enqueueHeaderBytes)), delivered: false, logOffset: r.offset });
+          // No copy of the payload: 10 million recovered messages must not come back into memory.
+          const payload = p.subarray(enqueueHeaderBytes);
+          const layout = payloadLayout(payload);
+          const priority = peekPriority(payload.subarray(layout.propsStart, layout.propsEnd)) ?? 0;
+          q.set(msgId, { msgId, expiresAtMs: p.readDoubleLE(12), bodyBytes: payload.length - layout.propsEnd, priority, delivered: false, logOffset: r.offset });
+          if (msgId > maxMsgId) maxMsgId = msgId;
+          break;
+        }
+        case LogKind.pagedEnqueue: {
+          // A transient message paged to disk: it does not come back, but its id stays used.
+          const msgId = p.readDoubleLE(4);
           if (msgId > maxMsgId) maxMsgId = msgId;
           break;
         }
@@ -164,9 +184,7 @@ export class ShardStore {
   }
 
   private trackLive(msgId: number, offset: number): void {
-    const e = { offset, settled: false };
-    this.live.push(e);
-    this.liveByMsg.set(msgId, e);
+    this.live.append(msgId, offset);
   }
 
   enqueue(queueId: number, msgId: number, expiresAtMs: number, payload: Buffer): LogOffset {
@@ -175,11 +193,32 @@ export class ShardStore {
     return offset;
   }
 
+  /**
+   * A transient message paged to disk (pager.ts): its payload goes to the log as a
+   * `pagedEnqueue`, which recovery ignores, and stays live until release().
+   */
+  pagedEnqueue(queueId: number, msgId: number, expiresAtMs: number, payload: Buffer): LogOffset {
+    const offset = this.log.appendParts(LogKind.pagedEnqueue, encodeEnqueueHeader(this.enqHeader, queueId, msgId, expiresAtMs), payload);
+    this.trackLive(msgId, offset);
+    return offset;
+  }
+
+  /** The record of a paged message is no longer needed (read back, or dropped), with no settle record. */
+  release(msgId: number): void {
+    this.live.settle(msgId);
+  }
+
+  /** Reads back the message record at `offset` (an enqueue or pagedEnqueue). */
+  async readMessage(offset: number): Promise<PagedRecord> {
+    const r = await this.log.read(offset as LogOffset);
+    if ((r.kind !== LogKind.enqueue && r.kind !== LogKind.pagedEnqueue) || r.payload.length < enqueueHeaderBytes) {
+      throw new Error(`log record at offset ${offset} is of kind ${r.kind} (${r.payload.length} bytes), not a message`);
+    }
+    return { msgId: r.payload.readDoubleLE(4), payload: r.payload.subarray(enqueueHeaderBytes) };
+  }
+
   settle(queueId: number, msgId: number): void {
-    const e = this.liveByMsg.get(msgId);
-    if (e === undefined) return;
-    e.settled = true;
-    this.liveByMsg.delete(msgId);
+    if (!this.live.settle(msgId)) return;
     let ids = this.settles.get(queueId);
     if (ids === undefined) {
       ids = [];
@@ -189,7 +228,7 @@ export class ShardStore {
   }
 
   markDelivered(queueId: number, msgId: number): void {
-    if (!this.liveByMsg.has(msgId)) return;
+    if (!this.live.has(msgId)) return;
     let ids = this.delivered.get(queueId);
     if (ids === undefined) {
       ids = [];
@@ -199,13 +238,7 @@ export class ShardStore {
   }
 
   deleteQueue(queueId: number, msgIds: Iterable<number>): void {
-    for (const id of msgIds) {
-      const e = this.liveByMsg.get(id);
-      if (e !== undefined) {
-        e.settled = true;
-        this.liveByMsg.delete(id);
-      }
-    }
+    for (const id of msgIds) this.live.settle(id);
     this.settles.delete(queueId);
     this.delivered.delete(queueId);
     this.appendQueueDelete(queueId);
@@ -249,13 +282,7 @@ export class ShardStore {
 
   /** Deletes the segments wholly below the oldest live message. */
   private async release(): Promise<void> {
-    while (this.liveHead < this.live.length && (this.live[this.liveHead] as { settled: boolean }).settled) this.liveHead++;
-    if (this.liveHead > 4096 && this.liveHead * 2 > this.live.length) {
-      this.live.splice(0, this.liveHead);
-      this.liveHead = 0;
-    }
-    const head = this.live[this.liveHead];
-    const needed = head === undefined ? this.log.flushedOffset + 1 : head.offset;
+    const needed = this.live.oldestOffset() ?? this.log.flushedOffset + 1;
     await this.log.releaseBefore(needed as LogOffset);
   }
 

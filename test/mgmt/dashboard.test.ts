@@ -19,6 +19,22 @@ const outputDir = fileURLToPath(new URL('../../../test-output/', import.meta.url
 /** Bound on each wait for the page (it polls the API every 2 s here; the sampler samples every 5 s). */
 const pageDeadlineMs = 20_000;
 
+/**
+ * The little of the DOM the page-side predicates use. They run in the browser (serialised by
+ * playwright), so they are functions, not strings: the page's CSP forbids eval.
+ */
+interface El {
+  textContent: string | null;
+  firstChild: El | null;
+  querySelector(selector: string): El | null;
+  querySelectorAll(selector: string): Iterable<El>;
+}
+interface Win {
+  document: El;
+  localStorage: { setItem(k: string, v: string): void };
+  scrollTo(x: number, y: number): void;
+}
+
 describe('dashboard', () => {
   let m: MgmtBroker;
   let browser: Browser;
@@ -50,12 +66,12 @@ describe('dashboard', () => {
     await page.goto(`${m.mgmt}/`);
     await page.waitForSelector('#login-form');
     // Poll quickly so the test does not wait on the default 5 s.
-    await page.evaluate(() => localStorage.setItem('warren.refreshMs', '2000'));
+    await page.evaluate(() => (globalThis as unknown as Win).localStorage.setItem('warren.refreshMs', '2000'));
     await page.fill('#login-username', 'guest');
     await page.fill('#login-password', 'guest');
     await page.click('#login-submit');
     await page.waitForSelector('#stat-ready .value');
-    await page.waitForFunction(() => document.querySelector('#totals')?.textContent?.includes('Queues') === true);
+    await page.waitForFunction(() => (globalThis as unknown as Win).document.querySelector('#totals')?.textContent?.includes('Queues') === true);
 
     await page.click('#tabs a[data-view="queues"]');
     const readyCell = page.locator('#queues-table tr', { hasText: 'dash-orders' }).locator('td[data-col="messages_ready"]');
@@ -64,14 +80,11 @@ describe('dashboard', () => {
 
     for (let i = 0; i < 1234; i++) ch.sendToQueue('dash-orders', Buffer.from(`order ${i}`), { persistent: true });
     await ch.waitForConfirms();
-    await page.waitForFunction(
-      () => {
-        const row = [...document.querySelectorAll('#queues-table tbody tr')].find((tr) => tr.textContent?.includes('dash-orders'));
-        return row?.querySelector('td[data-col="messages_ready"]')?.textContent?.trim() === '1,234';
-      },
-      undefined,
-      { timeout: pageDeadlineMs },
-    );
+    await page.waitForFunction(() => {
+      const rows = [...(globalThis as unknown as Win).document.querySelectorAll('#queues-table tbody tr')];
+      const row = rows.find((tr) => tr.textContent?.includes('dash-orders') === true);
+      return row?.querySelector('td[data-col="messages_ready"]')?.textContent?.trim() === '1,234';
+    });
 
     // The detail panel peeks at a message without taking it.
     await page.click('#queues-table a:text-is("dash-orders")');
@@ -89,36 +102,35 @@ describe('dashboard', () => {
   });
 
   test('every tab renders; the overview is worth a screenshot', async () => {
-    // Some traffic so the overview has rates and the latency tab has curves.
+    // A steady trickle while the tabs are visited: rates need two samples (5 s apart) to show,
+    // and the latency tab curves.
     const conn = await amqp.connect(m.broker.url);
     const ch = await conn.createConfirmChannel();
     await ch.assertQueue('dash-work', { durable: true });
     await ch.consume('dash-work', (msg) => {
       if (msg !== null) ch.ack(msg);
     });
-    // A steady trickle while the tabs are visited: rates need two samples (5 s apart) to show.
     let n = 0;
     const trickle = setInterval(() => {
       for (let i = 0; i < 40; i++) ch.sendToQueue('dash-work', Buffer.from(`w${n++}`), { persistent: true });
     }, 100);
-    for (const view of ['connections', 'channels', 'exchanges', 'latency', 'admin']) {
-      await page.click(`#tabs a[data-view="${view}"]`);
-      await page.waitForFunction((v) => document.querySelector(`#tabs a[data-view="${v}"]`)?.classList.contains('active') === true, view);
-      await page.waitForFunction(() => /^Updated /.test(document.querySelector('#last-refresh')?.textContent ?? ''));
-      await page.screenshot({ path: `${outputDir}dashboard-${view}.png`, fullPage: true });
+    try {
+      const rendered: Record<string, string> = { connections: 'amqplib', channels: 'confirm', exchanges: 'amq.topic', latency: 'publish → confirm', admin: 'administrator' };
+      for (const [view, text] of Object.entries(rendered)) {
+        await page.click(`#tabs a[data-view="${view}"]`);
+        await page.waitForFunction((t) => (globalThis as unknown as Win).document.querySelector('#view')?.textContent?.includes(t) === true, text);
+        await page.screenshot({ path: `${outputDir}dashboard-${view}.png`, fullPage: true });
+      }
+      await page.click('#tabs a[data-view="overview"]');
+      // Wait until the publish rate shows, so the charts have lines to draw.
+      await page.waitForFunction(() => !/^0$/.test((globalThis as unknown as Win).document.querySelector('#stat-publish .value')?.firstChild?.textContent ?? '0'));
+      await page.evaluate(() => (globalThis as unknown as Win).scrollTo(0, 0));
+      await page.screenshot({ path: `${outputDir}dashboard.png`, fullPage: true });
+    } finally {
+      clearInterval(trickle);
+      await ch.waitForConfirms().catch(() => {});
+      await conn.close().catch(() => {});
     }
-    assert.match((await page.textContent('#conn-slot')) ?? '', /amqplib/);
-    await page.click('#tabs a[data-view="latency"]');
-    await page.waitForFunction(() => document.querySelector('#stage-slot')?.textContent?.includes('publish → confirm') === true);
-
-    await page.click('#tabs a[data-view="overview"]');
-    // Wait for two samples, so the charts have lines to draw.
-    await page.waitForFunction(() => !/^0\b/.test(document.querySelector('#stat-publish .value')?.textContent ?? '0'), undefined, { timeout: pageDeadlineMs });
-    await page.evaluate(() => window.scrollTo(0, 0));
-    await page.screenshot({ path: `${outputDir}dashboard.png`, fullPage: true });
-    clearInterval(trickle);
-    await ch.waitForConfirms();
-    await conn.close();
     assert.deepEqual(consoleErrors, [], 'no console errors');
   });
 });
