@@ -114,6 +114,8 @@ function renderScenario(number: number, scenario: LoadedScenario): string[] {
     for (const row of rows) lines.push(`| ${row.map((cell, index) => (index === 0 && cell === 'median' ? '**median**' : cell)).join(' | ')} |`);
     lines.push('');
   }
+  if (result.error !== null) lines.push(`**The rounds ended early:** ${result.error}`, '');
+  if (runs.length === 0) return lines;
   lines.push(...renderLatency(runs), '');
   lines.push(...renderAccounting(runs));
   if (scenario.image !== undefined) lines.push('', `![latency by percentile, ${scenario.title}](${scenario.image})`);

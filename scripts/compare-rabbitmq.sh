@@ -82,6 +82,7 @@ fi
 mkdir -p "$IMAGES_DIR"
 common=(--url "$warren_url" --compare "$rabbit_url" --rounds "$ROUNDS" --duration "$DURATION" --json)
 scenarios=()
+failed_scenarios=0
 run_scenario() {
   local name=$1 title=$2 image=$3
   shift 3
@@ -91,6 +92,7 @@ run_scenario() {
     log "  done"
   else
     log "  bench exited with $? (the page will say so); last lines:"
+    failed_scenarios=$((failed_scenarios + 1))
     tail -5 "$work/$name.log" >&2
   fi
   grep -E '^(comparison|median)' -A0 "$work/$name.log" >&2 || true
@@ -110,3 +112,4 @@ node dist/scripts/bench-doc.js --out "$OUT" \
   --command "scripts/compare-rabbitmq.sh (ROUNDS=$ROUNDS DURATION=$DURATION)" \
   "${scenarios[@]}"
 log "wrote $OUT"
+if ((failed_scenarios > 0)); then log "$failed_scenarios scenario(s) reported errors; see $OUT"; exit 1; fi

@@ -59,6 +59,9 @@ export async function runBench(argv: readonly string[], io: BenchIo): Promise<nu
     atomics: 'disabled',
   });
   const runs: RunResult[] = [];
+  // A run that cannot start (broker refuses a declare, is gone) ends the rounds, but what the
+  // earlier runs measured is still reported.
+  let fatal: string | undefined;
   try {
     const brokers = [{ label: 'A', url: options.url }, ...(options.compareUrl === undefined ? [] : [{ label: 'B', url: options.compareUrl }])];
     rounds: for (let round = 1; round <= options.rounds; round++) {
@@ -71,17 +74,19 @@ export async function runBench(argv: readonly string[], io: BenchIo): Promise<nu
     }
   } catch (error: unknown) {
     if (!(error instanceof BenchRunError)) throw error;
-    io.stderr(`bench: ${error.message}\n`);
-    return ExitCode.failed;
+    fatal = error.message;
   } finally {
     await pool.destroy();
   }
 
   const comparison = options.compareUrl === undefined ? undefined : compareRuns(runsOf(runs, 'A'), runsOf(runs, 'B'));
-  say(finalReport(options, runs, comparison));
-  await writeArtifacts(options, runs);
-  if (options.json) io.stdout(`${JSON.stringify(buildJson(argv, start, options, runs, comparison), null, 2)}\n`);
-  if (runs.some((run) => run.errors.length > 0)) return ExitCode.failed;
+  if (runs.length > 0) {
+    say(finalReport(options, runs, comparison));
+    await writeArtifacts(options, runs);
+  }
+  if (fatal !== undefined) io.stderr(`bench: ${fatal}\n`);
+  if (options.json) io.stdout(`${JSON.stringify(buildJson(argv, start, options, runs, comparison, fatal), null, 2)}\n`);
+  if (fatal !== undefined || runs.some((run) => run.errors.length > 0)) return ExitCode.failed;
   if (runs.some((run) => !run.accounting.balanced)) return ExitCode.unaccounted;
   return ExitCode.ok;
 }

@@ -8,20 +8,20 @@ export interface ClientGroup {
 }
 
 /**
- * Deals clients in the order p0, c0, p1, c1, … round-robin over the groups, so with two
- * threads a 1→1 run puts the producer and the consumer on different threads.
+ * Deals clients in the order p0, p1, …, c0, c1, … round-robin over the groups: a 1→1 run on
+ * two threads puts producer and consumer on different threads, and 4→4 gives each thread two
+ * of each, so no thread holds all the (CPU-hungry, unlimited-rate) producers.
  */
 export function dealClients(topology: Topology, threads: number): ClientGroup[] {
-  const dealt: Array<ProducerSpec | ConsumerSpec> = [];
-  const pairs = Math.max(topology.producers.length, topology.consumers.length);
-  for (let index = 0; index < pairs; index++) {
-    const producer = topology.producers[index];
-    if (producer !== undefined) {
-      dealt.push({ client: producer.client, exchange: topology.exchange, routingKey: producer.routingKey, scheduleOffset: index / topology.producers.length });
-    }
-    const consumer = topology.consumers[index];
-    if (consumer !== undefined) dealt.push({ client: consumer.client, queue: consumer.queue });
-  }
+  const dealt: Array<ProducerSpec | ConsumerSpec> = [
+    ...topology.producers.map((producer, index) => ({
+      client: producer.client,
+      exchange: topology.exchange,
+      routingKey: producer.routingKey,
+      scheduleOffset: index / topology.producers.length,
+    })),
+    ...topology.consumers.map((consumer) => ({ client: consumer.client, queue: consumer.queue })),
+  ];
   const groupCount = Math.max(1, Math.min(threads, dealt.length));
   const groups = Array.from({ length: groupCount }, () => ({ producers: [] as ProducerSpec[], consumers: [] as ConsumerSpec[] }));
   dealt.forEach((client, index) => {

@@ -64,6 +64,8 @@ export interface BenchJson {
   readonly machine: MachineDescription;
   readonly workload: Omit<BenchOptions, 'url' | 'compareUrl'> & { readonly url: string; readonly compareUrl: string | null };
   readonly runs: readonly RunJson[];
+  /** Why the rounds ended early (a run could not start), or null. */
+  readonly error: string | null;
   readonly comparison: { readonly metrics: readonly { key: string; title: string; higherIsBetter: boolean }[]; readonly rows: Comparison['rows'] } | null;
 }
 
@@ -96,7 +98,14 @@ export interface RunStart {
   readonly loadAverage: number;
 }
 
-export function buildJson(argv: readonly string[], start: RunStart, options: BenchOptions, runs: readonly RunResult[], comparison: Comparison | undefined): BenchJson {
+export function buildJson(
+  argv: readonly string[],
+  start: RunStart,
+  options: BenchOptions,
+  runs: readonly RunResult[],
+  comparison: Comparison | undefined,
+  error: string | undefined,
+): BenchJson {
   return {
     format: 'warren-bench',
     formatVersion: JSON_FORMAT_VERSION,
@@ -105,6 +114,7 @@ export function buildJson(argv: readonly string[], start: RunStart, options: Ben
     machine: describeMachine(start.loadAverage),
     workload: { ...options, url: redactUrl(options.url), compareUrl: options.compareUrl === undefined ? null : redactUrl(options.compareUrl) },
     runs: runs.map(runToJson),
+    error: error ?? null,
     comparison:
       comparison === undefined
         ? null

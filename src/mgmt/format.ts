@@ -162,6 +162,7 @@ export function connectionItems(b: Broker, sampler: StatsSampler): Item[] {
       send_oct: row['send_oct'],
       send_oct_details: rate(rates.send),
       recv_cnt: row['recv_cnt'],
+      send_pend: c?.transport.bufferedBytes ?? 0,
       ssl: false,
       blocked: c?.blockedSent ?? false,
     };

@@ -117,7 +117,8 @@ export async function startManagement(broker: Broker, opts: ManagementOptions, l
     }
   }
 
-  sampler.start();
+  // Rates feed the API and the metrics; with neither listening there is nothing to sample for.
+  if (mgmtPort !== undefined || prometheusPort !== undefined) sampler.start();
   return {
     mgmtPort,
     prometheusPort,

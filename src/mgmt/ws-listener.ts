@@ -39,7 +39,12 @@ export function createWsApp(broker: Broker, host: string, localPort: () => numbe
         return;
       }
       const userData: WsUserData = { transport: undefined, remoteAddress: remoteAddressOf(res) };
-      res.upgrade(userData, req.getHeader('sec-websocket-key'), offered.length > 0 ? 'amqp' : '', req.getHeader('sec-websocket-extensions'), context);
+      try {
+        res.upgrade(userData, req.getHeader('sec-websocket-key'), offered.length > 0 ? 'amqp' : '', req.getHeader('sec-websocket-extensions'), context);
+      } catch (err) {
+        log.warn(`WebSocket upgrade refused: ${err instanceof Error ? err.message : String(err)}`);
+        res.writeStatus('400 Bad Request').end('bad WebSocket upgrade request');
+      }
     },
     open: (ws) => {
       const data = ws.getUserData();

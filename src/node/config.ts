@@ -27,6 +27,8 @@ export interface NodeConfig {
   segmentBytes: number;
   /** Start despite a corrupt log record: keep what is sound before it, move the rest aside. */
   repair: boolean;
+  /** MiB of ready message payloads the node keeps in memory (split evenly among the shards); past it they page to disk. */
+  queueMemoryMb: number;
   nodeName: string;
   clusterName: string;
   /** Management HTTP API and dashboard (see docs/management.md). */
@@ -62,6 +64,7 @@ const options: Option[] = [
   { flag: 'ring-bytes', env: 'WARREN_RING_BYTES', key: 'ringBytes', kind: 'int', help: 'size of each front/shard ring, a power of two (default 8388608)' },
   { flag: 'loopback-users', env: 'WARREN_LOOPBACK_USERS', key: 'loopbackUsers', kind: 'list', help: "users allowed only from localhost, comma-separated (default 'guest'; '' for none)" },
   { flag: 'fsync', env: 'WARREN_FSYNC', key: 'fsync', kind: 'string', help: 'always (confirm after fdatasync) | batch-ms=N | never (unsafe) (default always)' },
+  { flag: 'queue-memory-mb', env: 'WARREN_QUEUE_MEMORY_MB', key: 'queueMemoryMb', kind: 'int', help: 'MiB of ready messages kept in memory, split among the shards; the rest wait on disk (default 512)' },
   { flag: 'segment-bytes', env: 'WARREN_SEGMENT_BYTES', key: 'segmentBytes', kind: 'int', help: 'size of each shard log segment file (default 67108864)' },
   { flag: 'node-name', env: 'WARREN_NODE_NAME', key: 'nodeName', kind: 'string', help: 'this node\'s name (default warren@HOSTNAME)' },
   { flag: 'mgmt-port', env: 'WARREN_MGMT_PORT', key: 'mgmtPort', kind: 'port', help: "management API and dashboard port; 0 picks a free one, 'off' disables (default 15672)" },
@@ -86,6 +89,7 @@ export function defaultConfig(): NodeConfig {
     fsync: 'always',
     segmentBytes: 64 * 1024 * 1024,
     repair: false,
+    queueMemoryMb: 512,
     nodeName: `warren@${process.env['HOSTNAME'] ?? 'localhost'}`,
     clusterName: 'warren',
     mgmtPort: 15672,

@@ -60,14 +60,16 @@ async function startShard(
     fsync: parseFsyncPolicy(config.fsync),
     segmentBytes: config.segmentBytes,
     repair: config.repair,
+    queueMemoryBytes: Math.floor((config.queueMemoryMb * 1024 * 1024) / config.shards),
     flow,
     credit,
   };
   const worker = new Worker(new URL('../shard/worker.js', import.meta.url), { workerData: data, name: `shard-${index}` });
   return new Promise((resolve, reject) => {
-    worker.on('message', (m: ShardLifecycle) => {
+    const onStartup = (m: ShardLifecycle): void => {
       if (m.type === 'log') log[m.level](m.message);
       else if (m.type === 'ready') {
+        worker.off('message', onStartup);
         if (m.recoveredRecords > 0 || m.truncatedBytes > 0) {
           log.info(`shard ${index}: recovered ${m.recoveredRecords} log record(s) for ${m.recoveredQueues} queue(s)${m.truncatedBytes > 0 ? `, truncated a torn tail of ${m.truncatedBytes} bytes` : ''}`);
         }
@@ -76,7 +78,8 @@ async function startShard(
         void worker.terminate();
         reject(new Error(`shard ${index} could not start: ${m.message}`));
       }
-    });
+    };
+    worker.on('message', onStartup);
     worker.once('error', reject);
   });
 }

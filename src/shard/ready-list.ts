@@ -14,6 +14,8 @@ export interface PageHost {
  * keep receiving while the next read runs, few enough that an idle paged queue holds little.
  */
 export const pageInLowMessages = 128;
+/** …and fewer body bytes than this (large messages: a few are enough). */
+export const pageInLowBytes = 1024 * 1024;
 
 /**
  * The ready messages of one queue (or one priority level), in queue order.
@@ -51,6 +53,12 @@ export class ReadyList {
 
   get pagedLength(): number {
     return this.paged === undefined ? 0 : this.paged.length;
+  }
+
+  /** Messages wait on disk and memory holds fewer than keep consumers busy while a read runs. */
+  get wantsPageIn(): boolean {
+    const p = this.paged;
+    return p !== undefined && p.length > 0 && this.memoryLength < pageInLowMessages && this.bodyBytes - p.bodyBytes < pageInLowBytes;
   }
 
   /** The next message is on disk: shift() and peek() answer undefined until the pager reads it back. */
@@ -110,7 +118,7 @@ export class ReadyList {
       this.bodyBytes -= m.bodyBytes;
       if (this.pages !== undefined) this.pages.gauge.residentBytes -= m.payload.length;
     }
-    if (this.paged !== undefined && this.paged.length > 0 && this.memoryLength < pageInLowMessages && this.pages !== undefined) this.pages.pageIn(this);
+    if (this.paged !== undefined && this.pages !== undefined && this.wantsPageIn) this.pages.pageIn(this);
     return m;
   }
 
@@ -126,6 +134,11 @@ export class ReadyList {
     if (!this.headOnDisk || this.paged === undefined || !this.paged.shift(out)) return false;
     this.bodyBytes -= out.bodyBytes;
     return true;
+  }
+
+  /** Whether m is the newest message in memory (the one push() just added). */
+  isNewest(m: Message): boolean {
+    return this.tail !== this.head && this.fifo[(this.tail - 1) & (this.fifo.length - 1)] === m;
   }
 
   /**
@@ -154,9 +167,14 @@ export class ReadyList {
     this.bodyBytes += e.bodyBytes;
   }
 
-  /** The pager read the paged head back: m (the entry just shifted off `paged`) joins the FIFO. */
-  pushPagedIn(m: Message): void {
-    this.append(m);
+  /**
+   * The pager takes the first paged entry (copied into out) to read it back: it then push()es
+   * the message, or drops it. False when nothing is paged.
+   */
+  takePagedHead(out: PagedEntry): boolean {
+    if (this.paged === undefined || !this.paged.shift(out)) return false;
+    this.bodyBytes -= out.bodyBytes;
+    return true;
   }
 
   /** Removes the in-memory messages (up to a head on disk); returns them in queue order. */

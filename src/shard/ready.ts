@@ -19,8 +19,8 @@ export interface Ready {
   headExpiresAtMs(scratch: PagedEntry): number;
   /** Removes the head when it is on disk, copied into out; false otherwise. */
   shiftPaged(out: PagedEntry): boolean;
-  /** The list that holds (or would hold) m. */
-  listOf(m: Message): ReadyList;
+  /** The list that holds (or would hold) messages of this priority. */
+  listOf(priority: number): ReadyList;
   /** Adds a message that is on disk (recovery, a move between lists), by its priority. */
   appendPaged(e: PagedEntry): void;
 }
@@ -57,8 +57,8 @@ class PriorityReady implements Ready {
     return this.levels[Math.min(m.priority, this.maxPriority)] as ReadyList;
   }
 
-  listOf(m: Message): ReadyList {
-    return this.level(m);
+  listOf(priority: number): ReadyList {
+    return this.levels[Math.min(priority, this.maxPriority)] as ReadyList;
   }
 
   get headOnDisk(): boolean {

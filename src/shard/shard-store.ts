@@ -146,6 +146,8 @@ export class ShardStore {
     // Committed before any delivery of this run, so a crash of this run is never taken for a clean stop.
     log.append(LogKind.open, Buffer.alloc(0));
     await log.commit();
+    // Segments holding only what did not come back (transient paged messages) can go now.
+    store.scheduleRelease();
     return { store, records: report.records, truncatedBytes: report.truncatedBytes };
   }
 
@@ -195,7 +197,7 @@ export class ShardStore {
 
   /**
    * A transient message paged to disk (pager.ts): its payload goes to the log as a
-   * `pagedEnqueue`, which recovery ignores, and stays live until release().
+   * `pagedEnqueue`, which recovery ignores, and stays live until releasePaged().
    */
   pagedEnqueue(queueId: number, msgId: number, expiresAtMs: number, payload: Buffer): LogOffset {
     const offset = this.log.appendParts(LogKind.pagedEnqueue, encodeEnqueueHeader(this.enqHeader, queueId, msgId, expiresAtMs), payload);
@@ -204,8 +206,9 @@ export class ShardStore {
   }
 
   /** The record of a paged message is no longer needed (read back, or dropped), with no settle record. */
-  release(msgId: number): void {
-    this.live.settle(msgId);
+  releasePaged(msgId: number): void {
+    // No record, so no commit follows to look for segments to delete: look anyway.
+    if (this.live.settle(msgId)) this.scheduleRelease();
   }
 
   /** Reads back the message record at `offset` (an enqueue or pagedEnqueue). */

@@ -9,6 +9,9 @@ import type { QueueConfig } from './queue-config.js';
 import { Queue, type QueueHost } from './queue.js';
 import { composeDeadLetter } from './dead-letter.js';
 import type { ShardStore } from './shard-store.js';
+import { Pager } from './pager.js';
+import { newPagedEntry, pagedFlags, type PagedEntry } from './paged-tail.js';
+import type { PageHost } from './ready-list.js';
 import { LatencyRecorder, recordUs } from '../metrics/latency.js';
 import type { Histogram } from 'hdr-histogram-js';
 
@@ -53,6 +56,7 @@ export class Shard implements QueueHost {
   private durableConfirmsHead = 0;
   private commitInFlight = false;
   private commitAgain = false;
+  private retryTimer: NodeJS.Timeout | undefined;
   /** Set while the log cannot be written (disk full, I/O error): the reason, reported to the front. */
   storeFailure: string | undefined;
   private deliverScheduled = false;
@@ -61,6 +65,8 @@ export class Shard implements QueueHost {
   private readonly ringTransit = this.latency.get('ring_transit');
   private readonly deliverLatency = new Map<number, Histogram>();
   private readonly congested = new Set<Queue>();
+  /** Keeps ready messages past the memory budget on disk (only with a log). */
+  readonly pager: Pager | undefined;
 
   constructor(
     readonly index: number,
@@ -68,10 +74,17 @@ export class Shard implements QueueHost {
     private readonly store: ShardStore | undefined,
     private readonly log: (level: 'info' | 'warn' | 'error', msg: string) => void = () => {},
     private readonly flow: Int32Array = new Int32Array(1),
+    /** This shard's share of --queue-memory-mb. */
+    queueMemoryBytes = Number.POSITIVE_INFINITY,
   ) {
+    this.pager = store === undefined ? undefined : new Pager(queueMemoryBytes, store, { kick: (q) => this.kick(q), deadLetter: (q, m, reason) => this.deadLetter(q, m, reason), log });
     if (store !== undefined) {
       this.nextMsgId = store.maxMsgId + 1;
-      store.log.onFlushed = (flushed) => this.releaseDurableConfirms(flushed);
+      store.log.onFlushed = (flushed) => {
+        // batch-ms syncs on a timer, outside any ring batch: send what it released now.
+        this.releaseDurableConfirms(flushed);
+        this.out.flush();
+      };
       const fsyncHist = this.latency.get('fsync');
       store.log.onFsync = (ms) => recordUs(fsyncHist, ms * 1000);
     }
@@ -103,6 +116,8 @@ export class Shard implements QueueHost {
       if (dropped > 0) this.log('info', `dropped ${dropped} logged message(s) of queues that no longer exist`);
     });
     out.onDrain = () => this.scheduleDeliver();
+    // DIAG-TEMP
+    if (process.env['WARREN_PAGER_DIAG'] === '1') setInterval(() => { const u = process.memoryUsage(); const M = (n: number) => (n / 1048576).toFixed(0); log('info', `diag heapUsed ${M(u.heapUsed)} heapTotal ${M(u.heapTotal)} external ${M(u.external)} ab ${M(u.arrayBuffers)} gauge ${M(this.pager?.gauge.residentBytes ?? 0)} pending ${M(this.store?.log.pendingBytes ?? 0)} out ${M(this.out.pendingBytes)} pagedOut ${this.pager?.pagedOut}`); }, 1000).unref();
   }
 
   onRecord(kind: number, body: Buffer): void {
@@ -188,8 +203,14 @@ export class Shard implements QueueHost {
       this.out.write(FromShard.error, this.w.view());
     }
     this.out.flush();
-    // Retry: space may come back; consumers keep draining meanwhile.
-    setTimeout(() => this.commit(), 1000).unref();
+    // Retry (one timer at a time): space may come back; consumers keep draining meanwhile.
+    if (this.retryTimer === undefined) {
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = undefined;
+        this.commit();
+      }, 1000);
+      this.retryTimer.unref();
+    }
   }
 
   private reportStoreRecovered(): void {
@@ -210,23 +231,17 @@ export class Shard implements QueueHost {
     const q = new Queue(config, this);
     this.queues.set(config.queueId, q);
     if (this.store !== undefined) {
-      // A durable queue re-declared at start-up takes back what the log held for it.
-      const now = performance.now();
+      // A durable queue re-declared at start-up takes back what the log held for it, as
+      // messages on disk: they are read back as the queue drains, however many there are.
+      const e: PagedEntry = newPagedEntry();
+      e.enqueuedAtMs32 = performance.now() >>> 0;
       for (const rm of this.store.takeRecovered(config.queueId)) {
-        const layout = payloadLayout(rm.payload);
-        const props = rm.payload.subarray(layout.propsStart, layout.propsEnd);
-        q.ready.push({
-          id: rm.msgId,
-          payload: rm.payload,
-          bodyBytes: rm.payload.length - layout.propsEnd,
-          redelivered: rm.delivered,
-          deliveryCount: rm.delivered ? 1 : 0,
-          priority: peekPriority(props) ?? 0,
-          persistent: true,
-          persisted: true,
-          expiresAtMs: rm.expiresAtMs,
-          enqueuedAtMs: now,
-        });
+        e.id = rm.msgId;
+        e.logOffset = rm.logOffset;
+        e.expiresAtMs = rm.expiresAtMs;
+        e.bodyBytes = rm.bodyBytes;
+        e.flags = pagedFlags(true, true, rm.delivered, rm.priority);
+        q.ready.appendPaged(e);
       }
       q.scheduleTtl();
       this.dirty.add(q);
@@ -251,6 +266,7 @@ export class Shard implements QueueHost {
       this.deliverLatency.delete(q.id);
       this.latency.forget('enqueue_to_deliver', queueKey(q));
       this.dirty.delete(q);
+      this.pager?.runWaiters(q); // gets waiting for its head now find no queue
     }
     this.reply(reqId, count, 0);
   }
@@ -259,6 +275,7 @@ export class Shard implements QueueHost {
     const reqId = r.u32();
     const q = this.queues.get(r.u32());
     this.reply(reqId, q?.purge() ?? 0, 0);
+    if (q !== undefined) this.pager?.runWaiters(q);
   }
 
   private onQueueStat(r: RecordReader): void {
@@ -302,14 +319,16 @@ export class Shard implements QueueHost {
     const queueCount = r.u16();
     const idsAt = r.pos;
     r.pos += 4 * queueCount;
-    // One copy out of the ring, shared (immutable) by every queue of this shard that gets it.
-    const payload = Buffer.from(r.buf.subarray(r.pos));
-    const layout = payloadLayout(payload);
-    const props = payload.subarray(layout.propsStart, layout.propsEnd);
+    // One copy out of the ring, shared (immutable) by every queue of this shard that keeps it in
+    // memory; a queue that pages it to disk logs it straight from the ring (pageOut, below).
+    const ringPayload = r.buf.subarray(r.pos);
+    let payload: Buffer | undefined;
+    const layout = payloadLayout(ringPayload);
+    const props = ringPayload.subarray(layout.propsStart, layout.propsEnd);
     const persistent = peekDeliveryMode(props) === 2;
     const priority = peekPriority(props) ?? 0;
     const expiration = peekExpiration(props);
-    const bodyBytes = payload.length - layout.propsEnd;
+    const bodyBytes = ringPayload.length - layout.propsEnd;
     const now = Date.now();
     const nowPerf = performance.now();
     let ok = true;
@@ -318,9 +337,10 @@ export class Shard implements QueueHost {
       const q = this.queues.get(r.buf.readUInt32LE(idsAt + 4 * i));
       if (q === undefined) continue;
       const ttl = messageTtlMs(expiration, q.config.messageTtlMs);
+      const paging = this.pager !== undefined && this.pager.mustPageOut(q, priority);
       const m: Message = {
         id: this.nextMsgId++,
-        payload,
+        payload: paging ? ringPayload : (payload ??= Buffer.from(ringPayload)),
         bodyBytes,
         redelivered: false,
         deliveryCount: 0,
@@ -336,9 +356,14 @@ export class Shard implements QueueHost {
       }
       if (q.enqueue(m) === 'rejected') {
         ok = false;
-      } else if (persistent && this.store !== undefined && q.config.durable) {
-        m.persisted = true;
-        durableOffset = this.store.enqueue(q.id, m.id, m.expiresAtMs, payload);
+      } else {
+        let loggedOffset = -1;
+        if (persistent && this.store !== undefined && q.config.durable) {
+          m.persisted = true;
+          loggedOffset = durableOffset = this.store.enqueue(q.id, m.id, m.expiresAtMs, m.payload);
+        }
+        // Before this record handler returns: a paged message's payload is a view of the ring.
+        if (paging) this.pager?.pageOut(q, m, loggedOffset);
       }
       this.dirty.add(q);
     }
@@ -456,10 +481,25 @@ export class Shard implements QueueHost {
 
   private onGet(r: RecordReader): void {
     const reqId = r.u32();
-    const q = this.queues.get(r.u32());
+    const queueId = r.u32();
     const channel = this.channel(r.u32());
     const noAck = r.u8() === 1;
+    this.answerGet(reqId, queueId, channel, noAck);
+  }
+
+  /** basic.get; when the head is on disk the answer waits for the pager to read it back. */
+  private answerGet(reqId: number, queueId: number, channel: ShardChannel, noAck: boolean): void {
+    const q = this.queues.get(queueId);
+    const pager = this.pager;
+    if (q !== undefined && pager !== undefined && pager.hasWaiters(q)) {
+      pager.whenPagedIn(q, () => this.answerGet(reqId, queueId, channel, noAck)); // behind earlier gets
+      return;
+    }
     const m = q?.get(channel, noAck);
+    if (q !== undefined && m === undefined && pager !== undefined && q.ready.headOnDisk) {
+      pager.whenPagedIn(q, () => this.answerGet(reqId, queueId, channel, noAck));
+      return;
+    }
     if (q === undefined || m === undefined) {
       this.w.reset().u32(reqId);
       this.out.write(FromShard.getEmpty, this.w.view());
@@ -525,6 +565,14 @@ export class Shard implements QueueHost {
 
   settled(q: Queue, m: Message): void {
     if (m.persisted) this.store?.settle(q.id, m.id);
+  }
+
+  pagesFor(q: Queue): PageHost | undefined {
+    return this.pager?.hostFor(q);
+  }
+
+  pagedLeft(q: Queue, e: PagedEntry, reason: number | undefined): void {
+    this.pager?.pagedLeft(q, e, reason);
   }
 
   deadLetter(q: Queue, m: Message, reason: number): void {

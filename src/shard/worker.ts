@@ -23,6 +23,8 @@ export interface ShardWorkerData {
   fsync: FsyncPolicy;
   segmentBytes: number;
   repair: boolean;
+  /** Payload bytes of ready messages this shard keeps in memory before it pages new ones to its log. */
+  queueMemoryBytes: number;
   /** One Int32 the shard sets while a consumed queue's backlog is past the flow watermark. */
   flow: SharedArrayBuffer;
   /** The node-wide table of global (per-channel) prefetch credit, see shard/consumer.ts. */
@@ -55,7 +57,7 @@ async function main(): Promise<void> {
   const reader = new RingReader(data.toShard, `front→shard${data.index}`);
   const writer = new RingWriter(data.fromShard, `shard${data.index}→front`);
   setCreditTable(new Int32Array(data.credit));
-  const shard = new Shard(data.index, writer, store, log, new Int32Array(data.flow));
+  const shard = new Shard(data.index, writer, store, log, new Int32Array(data.flow), data.queueMemoryBytes);
   reader.start(
     (kind, body) => {
       if (kind === ToShard.shutdown) {

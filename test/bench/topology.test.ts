@@ -80,6 +80,11 @@ describe('dealing clients to threads', () => {
     assert.deepEqual(groups.map((group) => [group.producers.length, group.consumers.length]), [[1, 0], [0, 1]]);
   });
 
+  it('gives each of two threads two producers and two consumers in a 4 → 4 run', () => {
+    const groups = dealClients(planTopology(options(['-x', '4', '-y', '4', '--queues', '4'])), 2);
+    assert.deepEqual(groups.map((group) => [group.producers.length, group.consumers.length]), [[2, 2], [2, 2]]);
+  });
+
   it('deals every client exactly once and never makes more groups than clients', () => {
     const topology = planTopology(options(['-x', '3', '-y', '5', '--queues', '2', '--threads', '4']));
     const groups = dealClients(topology, 4);

@@ -27,7 +27,8 @@ describe('malformed queue arguments', () => {
     ['an unknown overflow mode', { 'x-overflow': 'drop-tail' }, (q) => `invalid arg 'x-overflow' for queue '${q}' in vhost '/': invalid_overflow`],
     ['x-expires 0', { 'x-expires': 0 }, (q) => `invalid arg 'x-expires' for queue '${q}' in vhost '/': {value_zero,0}`],
     ['negative x-expires', { 'x-expires': -5 }, (q) => `invalid arg 'x-expires' for queue '${q}' in vhost '/': {value_negative,-5}`],
-    ['a TTL past the timer limit', { 'x-message-ttl': 4294967296 }, (q) => `invalid arg 'x-message-ttl' for queue '${q}' in vhost '/': {value_too_large,4294967296}`],
+    // RabbitMQ's bound is ten years in ms (measured against RabbitMQ 3.10: 315360000000 is accepted).
+    ['a TTL past the timer limit', { 'x-message-ttl': 315360000001 }, (q) => `invalid arg 'x-message-ttl' for queue '${q}' in vhost '/': {value_too_large,315360000001}`],
     ['negative max-length-bytes', { 'x-max-length-bytes': -1 }, (q) => `invalid arg 'x-max-length-bytes' for queue '${q}' in vhost '/': {value_negative,-1}`],
     ['x-max-priority over 255', { 'x-max-priority': 256 }, (q) => `invalid arg 'x-max-priority' for queue '${q}' in vhost '/': {max_value_exceeded,256}`],
     ['a dead-letter routing key without a DLX', { 'x-dead-letter-routing-key': 'rk' }, (q) => `invalid arg 'x-dead-letter-routing-key' for queue '${q}' in vhost '/': routing_key_but_no_dlx_defined`],

@@ -10,6 +10,7 @@ import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import amqp from 'amqplib';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { waitFor } from '../helpers/broker.js';
 import { call, obj, startMgmtBroker, type MgmtBroker } from './mgmt-kit.js';
 
 const chromiumPath = '/usr/bin/chromium';
@@ -31,7 +32,6 @@ interface El {
 }
 interface Win {
   document: El;
-  localStorage: { setItem(k: string, v: string): void };
   scrollTo(x: number, y: number): void;
 }
 
@@ -65,12 +65,12 @@ describe('dashboard', () => {
 
     await page.goto(`${m.mgmt}/`);
     await page.waitForSelector('#login-form');
-    // Poll quickly so the test does not wait on the default 5 s.
-    await page.evaluate(() => (globalThis as unknown as Win).localStorage.setItem('warren.refreshMs', '2000'));
     await page.fill('#login-username', 'guest');
     await page.fill('#login-password', 'guest');
     await page.click('#login-submit');
     await page.waitForSelector('#stat-ready .value');
+    // Poll every 2 s rather than 5 (the choice is the page's own control).
+    await page.selectOption('#refresh-interval', '2000');
     await page.waitForFunction(() => (globalThis as unknown as Win).document.querySelector('#totals')?.textContent?.includes('Queues') === true);
 
     await page.click('#tabs a[data-view="queues"]');
@@ -115,15 +115,34 @@ describe('dashboard', () => {
       for (let i = 0; i < 40; i++) ch.sendToQueue('dash-work', Buffer.from(`w${n++}`), { persistent: true });
     }, 100);
     try {
-      const rendered: Record<string, string> = { connections: 'amqplib', channels: 'confirm', exchanges: 'amq.topic', latency: 'publish → confirm', admin: 'administrator' };
+      const rendered: Record<string, string> = { connections: 'amqplib', channels: 'confirm', exchanges: 'amq.topic', queues: 'dash-work', latency: 'publish → confirm', admin: 'administrator' };
       for (const [view, text] of Object.entries(rendered)) {
         await page.click(`#tabs a[data-view="${view}"]`);
         await page.waitForFunction((t) => (globalThis as unknown as Win).document.querySelector('#view')?.textContent?.includes(t) === true, text);
         await page.screenshot({ path: `${outputDir}dashboard-${view}.png`, fullPage: true });
       }
+      // Half a minute of samples with traffic, so the overview's charts have something to show.
+      await waitFor(
+        async () => {
+          const ms = obj(await call(m.mgmt, '/api/overview?msg_rates_age=600&msg_rates_incr=5'))['message_stats'] as Record<string, { rate: number; samples: unknown[] }>;
+          return (ms['publish_details']?.samples.length ?? 0) >= 6 && (ms['deliver_get_details']?.rate ?? 0) > 0;
+        },
+        'six samples with deliveries',
+        60_000,
+      );
       await page.click('#tabs a[data-view="overview"]');
-      // Wait until the publish rate shows, so the charts have lines to draw.
-      await page.waitForFunction(() => !/^0$/.test((globalThis as unknown as Win).document.querySelector('#stat-publish .value')?.firstChild?.textContent ?? '0'));
+      // Until the publish rate shows (the charts have lines then), and freeze the page there.
+      const publishShown = (): boolean => !/^0$/.test((globalThis as unknown as Win).document.querySelector('#stat-publish .value')?.firstChild?.textContent ?? '0');
+      await waitFor(
+        async () => {
+          await page.selectOption('#refresh-interval', '2000');
+          await page.waitForFunction(publishShown);
+          await page.selectOption('#refresh-interval', '0');
+          return page.evaluate(publishShown);
+        },
+        'an overview showing a publish rate',
+        pageDeadlineMs * 2,
+      );
       await page.evaluate(() => (globalThis as unknown as Win).scrollTo(0, 0));
       await page.screenshot({ path: `${outputDir}dashboard.png`, fullPage: true });
     } finally {

@@ -125,9 +125,11 @@ describe('AMQP over WebSocket', () => {
   });
 
   test('a consumer that stops reading pauses delivery instead of filling the node', async () => {
-    const messageBytes = 4096;
-    // 24 MiB: three times a shard→front ring (what may be in flight when the consumer pauses).
+    const messageBytes = 8192;
+    // 48 MiB: more than the socket buffers, a shard→front ring and the pause threshold hold together.
     const messages = 6000;
+    /** What the node may hold for one peer: the 1 MiB pause threshold plus what was in flight from a shard (its 8 MiB ring). */
+    const sendPendMaxBytes = 16 * 1024 * 1024;
     const client = new AMQPWebSocketClient({ url: m.ws, name: 'slow-reader', frameMax: 131072 });
     const conn = await client.connect();
     const socket = sockets[sockets.length - 1];
@@ -146,19 +148,21 @@ describe('AMQP over WebSocket', () => {
     for (let i = 0; i < messages; i++) pch.sendToQueue('ws-slow', body);
     await pch.waitForConfirms();
 
-    // Deliveries stop once the WebSocket's buffer is past the high-water mark: most stay queued.
-    const slow = async () => list(await call(m.mgmt, '/api/connections')).find((c) => (c['client_properties'] as Record<string, unknown>)['connection_name'] === 'slow-reader');
+    // The WebSocket's buffer fills past the pause threshold, delivery stops, the rest waits in the queue.
+    let maxPendBytes = 0;
     await waitFor(async () => {
-      const q = obj(await call(m.mgmt, '/api/queues/%2F/ws-slow'));
-      return (q['messages_ready'] as number) > messages / 2;
-    }, 'most messages to wait in the queue');
-    const sentBytes = Number((await slow())?.['send_oct']);
-    assert.ok(sentBytes < (messages * messageBytes) / 2, `the node wrote ${sentBytes} bytes to a socket that is not read`);
+      const c = list(await call(m.mgmt, '/api/connections')).find((x) => (x['client_properties'] as Record<string, unknown>)['connection_name'] === 'slow-reader');
+      const pend = Number(c?.['send_pend'] ?? 0);
+      maxPendBytes = Math.max(maxPendBytes, pend);
+      const ready = Number(obj(await call(m.mgmt, '/api/queues/%2F/ws-slow'))['messages_ready']);
+      return pend > 1024 * 1024 && ready > 0;
+    }, 'a paused consumer with messages left in its queue', 15_000);
+    assert.ok(maxPendBytes < sendPendMaxBytes, `the node buffered ${maxPendBytes} bytes for a peer that does not read`);
     const rss = Number(list(await call(m.mgmt, '/api/nodes'))[0]?.['mem_used'] ?? 0);
     assert.ok(rss < 1024 * 1024 * 1024, `node memory ${rss}`);
 
     socket.resume();
-    await waitFor(() => received === messages, 'every message once the reader reads again', 30_000);
+    await waitFor(() => received === messages, 'every message once the reader reads again', 60_000);
     await pub.close();
     await conn.close();
   });

@@ -606,6 +606,7 @@
 
   views.queues = {
     mount(root) {
+      state.selectedQueue = null;
       root.append(
         h(
           'div',

@@ -1,0 +1,240 @@
+/**
+ * Paging: a shard keeps the payloads of its ready messages in memory up to a budget
+ * (`--queue-memory-mb`, divided among the shards). Past it, a newly accepted message goes to
+ * disk: its payload lives only in the shard's log and its queue keeps an index entry
+ * (paged-tail.ts). A persistent message of a durable queue is already there (its `enqueue`
+ * record); any other message is appended as a `pagedEnqueue` record, which recovery ignores.
+ * Once a list has messages on disk, every later one goes there too, so queue order holds.
+ *
+ * Reading back: when a list's in-memory head runs low (ready-list.ts), the pager reads the next
+ * batch of its entries from the log, asynchronously, and appends them to the list's FIFO.
+ * A basic.get that finds the head on disk waits for that read (whenPagedIn).
+ *
+ * A paged message that leaves without being read back (purge, delete, x-max-length, expiry)
+ * is settled by its entry; one that is dead-lettered is read back first.
+ * Nothing here runs unless the budget is exceeded: under it, the cost on the publish path is
+ * one comparison and one length check.
+ */
+import type { Message } from './message.js';
+import type { Queue } from './queue.js';
+import type { PageHost, ReadyList } from './ready-list.js';
+import { PagedFlag, newPagedEntry, pagedFlags, pagedPriority, type PagedEntry } from './paged-tail.js';
+import type { ShardStore } from './shard-store.js';
+
+/**
+ * One read-back pass brings at most this many messages and bytes: a few milliseconds of reads
+ * (~100k random reads/s), enough to keep a consumer busy until the next pass.
+ */
+const pageInBatchMessages = 512;
+const pageInBatchBytes = 2 * 1024 * 1024;
+/** Say "back under the budget" only once well under it, so a shard at the edge does not flood the log. */
+const budgetLogHysteresis = 0.9;
+
+/** What the pager asks of its shard. */
+export interface PagerHost {
+  /** Messages were read back (or left): deliver, answer gets, flush records and the log. */
+  kick(q: Queue): void;
+  deadLetter(q: Queue, m: Message, reason: number): void;
+  log(level: 'info' | 'warn' | 'error', msg: string): void;
+}
+
+export class Pager {
+  /** Payload bytes of the ready messages in memory, kept by every ready list of the shard. */
+  readonly gauge = { residentBytes: 0 };
+  /** Messages written to disk and read back, for metrics and tests. */
+  pagedOut = 0;
+  pagedIn = 0;
+  private overBudget = false;
+  private readonly entry = newPagedEntry();
+  private readonly scan = newPagedEntry();
+  /** basic.get requests waiting for a queue's head to be read back, in arrival order. */
+  private readonly waiters = new Map<Queue, (() => void)[]>();
+  /** Dead-lettering of messages on disk, one read after another so their order holds. */
+  private deadLetters: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly budgetBytes: number,
+    private readonly store: ShardStore,
+    private readonly host: PagerHost,
+  ) {}
+
+  hostFor(q: Queue): PageHost {
+    return { gauge: this.gauge, pageIn: (list) => this.requestPageIn(q, list) };
+  }
+
+  /**
+   * Must a message of this priority, about to be published to q, go to disk? Past the budget,
+   * or when its list already has messages there. If so, pageOut() must follow its enqueue.
+   */
+  mustPageOut(q: Queue, priority: number): boolean {
+    if (this.gauge.residentBytes > this.budgetBytes) {
+      if (!this.overBudget) {
+        this.overBudget = true;
+        this.host.log('info', `ready messages in memory passed the budget of ${mib(this.budgetBytes)} MiB: new messages go to disk`);
+      }
+      return true;
+    }
+    if (this.overBudget && this.gauge.residentBytes < this.budgetBytes * budgetLogHysteresis) {
+      this.overBudget = false;
+      this.host.log('info', `ready messages in memory back under ${mib(this.budgetBytes)} MiB; queues read their paged messages back as they drain`);
+    }
+    return q.ready.listOf(priority).pagedLength > 0;
+  }
+
+  /**
+   * Moves m (just accepted by q) to disk. loggedOffset: its enqueue record when it was logged
+   * as persistent, else -1 (it is logged here as a pagedEnqueue). m's payload may be a view of
+   * the ring: it is copied into the log now and not kept.
+   */
+  pageOut(q: Queue, m: Message, loggedOffset: number): void {
+    const list = q.ready.listOf(m.priority);
+    if (!list.isNewest(m)) return; // the length limit took it already
+    const e = this.entry;
+    e.id = m.id;
+    e.logOffset = loggedOffset >= 0 ? loggedOffset : this.store.pagedEnqueue(q.id, m.id, m.expiresAtMs, m.payload);
+    e.expiresAtMs = m.expiresAtMs;
+    e.bodyBytes = m.bodyBytes;
+    e.flags = pagedFlags(m.persisted, m.persistent, m.redelivered, m.priority);
+    e.enqueuedAtMs32 = m.enqueuedAtMs >>> 0;
+    list.pageOutNewest(m, e);
+    this.pagedOut++;
+    if (list.wantsPageIn) this.requestPageIn(q, list);
+  }
+
+  /** A message on disk left q unread: settle it, or read it back and dead-letter it. */
+  pagedLeft(q: Queue, e: PagedEntry, reason: number | undefined): void {
+    if (reason === undefined || q.config.deadLetterExchange === undefined) {
+      this.forget(q.id, e);
+      return;
+    }
+    const copy: PagedEntry = { ...e };
+    this.deadLetters = this.deadLetters.then(() => this.deadLetterFromDisk(q, copy, reason));
+  }
+
+  hasWaiters(q: Queue): boolean {
+    return this.waiters.has(q);
+  }
+
+  /** Runs retry once q's head has been read back (or q changed: purge, delete). */
+  whenPagedIn(q: Queue, retry: () => void): void {
+    let list = this.waiters.get(q);
+    if (list === undefined) {
+      list = [];
+      this.waiters.set(q, list);
+    }
+    list.push(retry);
+  }
+
+  /** Retries the waiting gets of q (a retry that must wait again queues up anew, in order). */
+  runWaiters(q: Queue): void {
+    const list = this.waiters.get(q);
+    if (list === undefined) return;
+    this.waiters.delete(q);
+    for (const retry of list) retry();
+  }
+
+  private forget(queueId: number, e: PagedEntry): void {
+    if ((e.flags & PagedFlag.persisted) !== 0) this.store.settle(queueId, e.id);
+    else this.store.releasePaged(e.id);
+  }
+
+  private requestPageIn(q: Queue, list: ReadyList): void {
+    if (list.pageInFlight) return;
+    list.pageInFlight = true;
+    // After the current batch of ring records: a purge or delete in it leaves nothing to read.
+    queueMicrotask(() => {
+      this.readBack(q, list).catch((err: unknown) => {
+        list.pageInFlight = false;
+        this.host.log('error', `reading back paged messages of queue '${q.config.name}' failed: ${errorText(err)}`);
+      });
+    });
+  }
+
+  private async readBack(q: Queue, list: ReadyList): Promise<void> {
+    const ids: number[] = [];
+    const offsets: number[] = [];
+    const tail = list.paged;
+    if (!q.deleted && tail !== undefined && list.wantsPageIn) {
+      let bytes = 0;
+      tail.forEach(
+        this.scan,
+        (e) => {
+          ids.push(e.id);
+          offsets.push(e.logOffset);
+          bytes += e.bodyBytes;
+          return bytes < pageInBatchBytes;
+        },
+        pageInBatchMessages,
+      );
+    }
+    const payloads: (Buffer | string)[] = [];
+    for (let i = 0; i < offsets.length && !q.deleted; i++) {
+      try {
+        const r = await this.store.readMessage(offsets[i] as number);
+        payloads.push(r.msgId === ids[i] ? r.payload : `the record holds message ${r.msgId}`);
+      } catch (err: unknown) {
+        payloads.push(errorText(err));
+      }
+    }
+    list.pageInFlight = false;
+    if (q.deleted || tail === undefined) return;
+    const e = this.entry;
+    const nowPerf = performance.now();
+    for (let i = 0; i < payloads.length; i++) {
+      // Entries that left meanwhile (purge, x-max-length, expiry) are no longer the head: skip them.
+      if (tail.headId() !== ids[i] || !list.takePagedHead(e)) continue;
+      const payload = payloads[i] as Buffer | string;
+      if (typeof payload === 'string') {
+        this.host.log('error', `queue '${q.config.name}': message ${e.id} at log offset ${e.logOffset} could not be read back (${payload}); it is dropped`);
+        this.forget(q.id, e);
+        continue;
+      }
+      list.push(messageOf(e, payload, nowPerf));
+      if ((e.flags & PagedFlag.persisted) === 0) this.store.releasePaged(e.id);
+      this.pagedIn++;
+    }
+    this.runWaiters(q);
+    this.host.kick(q);
+    if (list.wantsPageIn) this.requestPageIn(q, list);
+  }
+
+  private async deadLetterFromDisk(q: Queue, e: PagedEntry, reason: number): Promise<void> {
+    try {
+      const r = await this.store.readMessage(e.logOffset);
+      if (r.msgId !== e.id) throw new Error(`the record at log offset ${e.logOffset} holds message ${r.msgId}, not ${e.id}`);
+      const m = messageOf(e, r.payload, performance.now());
+      this.host.deadLetter(q, m, reason); // settles it when persisted
+      if (!m.persisted) this.store.releasePaged(e.id);
+    } catch (err: unknown) {
+      this.host.log('error', `queue '${q.config.name}': message ${e.id} could not be read back to dead-letter it (${errorText(err)}); it is dropped`);
+      this.forget(q.id, e);
+    }
+    this.host.kick(q);
+  }
+}
+
+function messageOf(e: PagedEntry, payload: Buffer, nowPerf: number): Message {
+  const redelivered = (e.flags & PagedFlag.redelivered) !== 0;
+  // The entry keeps enqueuedAtMs mod 2^32: the age is right for 49 days.
+  const ageMs = ((nowPerf >>> 0) - e.enqueuedAtMs32) >>> 0;
+  return {
+    id: e.id,
+    payload,
+    bodyBytes: e.bodyBytes,
+    redelivered,
+    deliveryCount: redelivered ? 1 : 0,
+    priority: pagedPriority(e.flags),
+    persistent: (e.flags & PagedFlag.persistent) !== 0,
+    expiresAtMs: e.expiresAtMs,
+    enqueuedAtMs: nowPerf - ageMs,
+    persisted: (e.flags & PagedFlag.persisted) !== 0,
+  };
+}
+
+function mib(bytes: number): string {
+  return (bytes / (1024 * 1024)).toFixed(1);
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
