@@ -118,7 +118,7 @@ function renderScenario(number: number, scenario: LoadedScenario): string[] {
   if (runs.length === 0) return lines;
   lines.push(...renderLatency(runs), '');
   lines.push(...renderAccounting(runs));
-  if (scenario.image !== undefined) lines.push('', `![latency by percentile, ${scenario.title}](${scenario.image})`);
+  if (scenario.image !== undefined) lines.push('', `Latency by percentile over all rounds (HdrHistogram’s log percentile axis):`, '', `![latency by percentile, ${scenario.title}](${scenario.image})`);
   return lines;
 }
 

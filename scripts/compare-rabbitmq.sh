@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs warren and Debian's RabbitMQ side by side on this machine through the standard scenarios
-# and writes docs/benchmarks.md (plus docs/benchmarks/*.svg). Rerun to regenerate.
+# and writes docs/benchmarks.md (plus the latency plot and .hgrm files under docs/benchmarks/).
+# Rerun to regenerate.
 #
 #   scripts/compare-rabbitmq.sh
 #
@@ -106,7 +107,7 @@ run_scenario persistent-confirms '1 → 1, persistent with confirms (window 100)
 run_scenario four-queues '4 → 4 over 4 queues, transient, 256 B' '' \
   --producers 4 --consumers 4 --queues 4
 run_scenario fixed-rate '1 → 1 at a fixed 1 000 msg/s with confirms: latency' "benchmarks/fixed-rate-latency.svg" \
-  --producers 1 --consumers 1 --rate 1000 --confirm 1000 --plot "$IMAGES_DIR/fixed-rate-latency.svg" --hgrm "$work/hgrm"
+  --producers 1 --consumers 1 --rate 1000 --confirm 1000 --plot "$IMAGES_DIR/fixed-rate-latency.svg" --hgrm "$IMAGES_DIR/fixed-rate-hgrm"
 
 node dist/scripts/bench-doc.js --out "$OUT" \
   --command "scripts/compare-rabbitmq.sh (ROUNDS=$ROUNDS DURATION=$DURATION)" \

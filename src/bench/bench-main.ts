@@ -150,6 +150,7 @@ async function writeArtifacts(options: BenchOptions, runs: readonly RunResult[])
       ...(entry.deliver.totalCount > 0 ? [{ label: `${entry.title} publish→deliver`, rows: parseHgrm(formatHgrm(entry.deliver)).rows }] : []),
       ...(entry.confirm.totalCount > 0 ? [{ label: `${entry.title} publish→confirm`, rows: parseHgrm(formatHgrm(entry.confirm)).rows }] : []),
     ]);
-    await writeFile(options.plotFile, plotLatencySvg('Latency by percentile distribution', series));
+    const title = `Latency by percentile distribution${runs.length > merged.length ? ', all rounds' : ''}`;
+    await writeFile(options.plotFile, plotLatencySvg(title, series));
   }
 }

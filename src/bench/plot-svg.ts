@@ -80,11 +80,14 @@ export function decadeLabel(decade: number): string {
   return `${(100 - 100 / 10 ** decade).toFixed(Math.max(0, decade - 2))}%`;
 }
 
-/** The next 1, 2 or 5 × 10^k at or above the value, so axis ticks land on round numbers. */
+/** Axis tops, × 10^k: fine enough that the curves fill most of the height, round enough for five ticks. */
+const NICE_STEPS = [1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10];
+
+/** The next nice number at or above the value, so axis ticks land on round numbers. */
 export function niceCeiling(value: number): number {
   if (!(value > 0)) return 1;
   const magnitude = 10 ** Math.floor(Math.log10(value));
-  for (const step of [1, 2, 5, 10]) if (step * magnitude >= value) return step * magnitude;
+  for (const step of NICE_STEPS) if (step * magnitude >= value) return step * magnitude;
   return 10 * magnitude;
 }
 

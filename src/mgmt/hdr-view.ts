@@ -16,11 +16,12 @@ export function percentileCurve(h: Histogram): { percentile: number; value_us: n
   const out: { percentile: number; value_us: number }[] = [];
   for (let k = 0; k <= deepestHalvings * ticksPerHalf; k++) {
     const p = 100 * (1 - 2 ** (-k / ticksPerHalf));
-    out.push({ percentile: Math.round(p * 1e4) / 1e4, value_us: h.getValueAtPercentile(p) });
+    out.push({ percentile: Math.round(p * 1e6) / 1e6, value_us: h.getValueAtPercentile(p) });
     // Past the last recorded value every further point is the max.
     if ((1 - p / 100) * h.totalCount < 1) break;
   }
-  out.push({ percentile: 100, value_us: h.maxValue });
+  // The histogram's own reading at 100 (its max's bucket top), so the curve never steps down.
+  out.push({ percentile: 100, value_us: h.getValueAtPercentile(100) });
   return out;
 }
 

@@ -25,10 +25,25 @@ export interface Listener {
   close(): void;
 }
 
-/** Listens on host:port (0 = a free port); resolves with the bound port, rejects when it cannot bind. */
+/** uSockets' LIBUS_LISTEN_EXCLUSIVE_PORT (the typings declare it in an enum the addon does not export). */
+const listenExclusivePort = 1;
+
+/**
+ * uWS's listen(host, port, options, cb): present in 20.30 though its typings list only
+ * (host, port, cb) and (port, options, cb).
+ */
+interface ListenWithOptions {
+  listen(host: string, port: number, options: number, cb: (socket: us_listen_socket | false) => void): TemplatedApp;
+}
+
+/**
+ * Listens on host:port (0 = a free port); resolves with the bound port, rejects when it
+ * cannot bind. The port is taken exclusively: uWS otherwise sets SO_REUSEPORT, and a second
+ * node on the same port would silently share (and split) its connections.
+ */
 export function listen(app: TemplatedApp, host: string, port: number, what: string): Promise<Listener> {
   return new Promise((resolve, reject) => {
-    app.listen(host, port, (socket: us_listen_socket | false) => {
+    (app as unknown as ListenWithOptions).listen(host, port, listenExclusivePort, (socket: us_listen_socket | false) => {
       if (socket === false) {
         reject(new Error(`${what}: cannot listen on ${host}:${port} (in use, or not an address of this host)`));
         return;

@@ -64,7 +64,8 @@ export class Pager {
 
   /**
    * Must a message of this priority, about to be published to q, go to disk? Past the budget,
-   * or when its list already has messages there. If so, pageOut() must follow its enqueue.
+   * or when its list already has messages there. If so, q.enqueue() gets toDisk() as its
+   * way to store it, before the record handler returns (the payload is a view of the ring).
    */
   mustPageOut(q: Queue, priority: number): boolean {
     if (this.gauge.residentBytes > this.budgetBytes) {
@@ -82,13 +83,11 @@ export class Pager {
   }
 
   /**
-   * Moves m (just accepted by q) to disk. loggedOffset: its enqueue record when it was logged
-   * as persistent, else -1 (it is logged here as a pagedEnqueue). m's payload may be a view of
-   * the ring: it is copied into the log now and not kept.
+   * m, just accepted by q, goes to disk: its entry (valid until the next call). loggedOffset:
+   * its enqueue record when it was logged as persistent, else -1 (it is logged here as a
+   * pagedEnqueue). m's payload may be a view of the ring: it is copied into the log, not kept.
    */
-  pageOut(q: Queue, m: Message, loggedOffset: number): void {
-    const list = q.ready.listOf(m.priority);
-    if (!list.isNewest(m)) return; // the length limit took it already
+  toDisk(q: Queue, m: Message, loggedOffset: number): PagedEntry {
     const e = this.entry;
     e.id = m.id;
     e.logOffset = loggedOffset >= 0 ? loggedOffset : this.store.pagedEnqueue(q.id, m.id, m.expiresAtMs, m.payload);
@@ -96,9 +95,8 @@ export class Pager {
     e.bodyBytes = m.bodyBytes;
     e.flags = pagedFlags(m.persisted, m.persistent, m.redelivered, m.priority);
     e.enqueuedAtMs32 = m.enqueuedAtMs >>> 0;
-    list.pageOutNewest(m, e);
     this.pagedOut++;
-    if (list.wantsPageIn) this.requestPageIn(q, list);
+    return e;
   }
 
   /** A message on disk left q unread: settle it, or read it back and dead-letter it. */
@@ -177,7 +175,7 @@ export class Pager {
       }
     }
     list.pageInFlight = false;
-    if (q.deleted || tail === undefined) return;
+    if (q.deleted || tail === undefined || this.store.isClosed) return;
     const e = this.entry;
     const nowPerf = performance.now();
     for (let i = 0; i < payloads.length; i++) {
@@ -199,6 +197,7 @@ export class Pager {
   }
 
   private async deadLetterFromDisk(q: Queue, e: PagedEntry, reason: number): Promise<void> {
+    if (this.store.isClosed) return; // stopping: unsettled, a persistent one comes back after the restart
     try {
       const r = await this.store.readMessage(e.logOffset);
       if (r.msgId !== e.id) throw new Error(`the record at log offset ${e.logOffset} holds message ${r.msgId}, not ${e.id}`);

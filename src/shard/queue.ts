@@ -105,15 +105,23 @@ export class Queue {
   }
 
   /** Accepts a newly published message, applying x-max-length/x-max-length-bytes and TTL. */
-  enqueue(m: Message): EnqueueResult {
+  /**
+   * toDisk (paging, pager.ts): the message goes to disk instead of memory; called once it is
+   * accepted and before the length limit applies, it logs the message and returns its entry.
+   */
+  enqueue(m: Message, toDisk?: (m: Message) => PagedEntry): EnqueueResult {
     const c = this.config;
     if (c.overflow !== 'drop-head' && this.wouldOverflow(m)) {
       if (c.overflow === 'reject-publish-dlx') this.host.deadLetter(this, m, DeadLetterReason.maxlen);
       return 'rejected';
     }
     this.published++;
-    this.ready.push(m);
-    if (m.expiresAtMs !== 0 && m.expiresAtMs <= this.host.nowMs()) this.arrivedExpired.add(m);
+    if (toDisk !== undefined) {
+      this.ready.appendPaged(toDisk(m)); // expires at the head if its TTL has run out
+    } else {
+      this.ready.push(m);
+      if (m.expiresAtMs !== 0 && m.expiresAtMs <= this.host.nowMs()) this.arrivedExpired.add(m);
+    }
     this.enforceLength();
     return 'accepted';
   }

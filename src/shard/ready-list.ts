@@ -136,26 +136,6 @@ export class ReadyList {
     return true;
   }
 
-  /** Whether m is the newest message in memory (the one push() just added). */
-  isNewest(m: Message): boolean {
-    return this.tail !== this.head && this.fifo[(this.tail - 1) & (this.fifo.length - 1)] === m;
-  }
-
-  /**
-   * Moves m, the message push() just added, to disk as entry e (e.id must be m.id). False when
-   * m is no longer the newest in memory (the length limit already dropped it).
-   */
-  pageOutNewest(m: Message, e: PagedEntry): boolean {
-    const last = (this.tail - 1) & (this.fifo.length - 1);
-    if (this.tail === this.head || this.fifo[last] !== m) return false;
-    this.fifo[last] = undefined;
-    this.tail--;
-    if (this.pages !== undefined) this.pages.gauge.residentBytes -= m.payload.length;
-    this.appendPaged(e);
-    this.bodyBytes -= m.bodyBytes; // counted once, by appendPaged
-    return true;
-  }
-
   listOf(): ReadyList {
     return this;
   }

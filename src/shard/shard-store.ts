@@ -211,6 +211,11 @@ export class ShardStore {
     if (this.live.settle(msgId)) this.scheduleRelease();
   }
 
+  /** close() began: reads may fail and nothing more is logged. */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   /** Reads back the message record at `offset` (an enqueue or pagedEnqueue). */
   async readMessage(offset: number): Promise<PagedRecord> {
     const r = await this.log.read(offset as LogOffset);

@@ -116,8 +116,6 @@ export class Shard implements QueueHost {
       if (dropped > 0) this.log('info', `dropped ${dropped} logged message(s) of queues that no longer exist`);
     });
     out.onDrain = () => this.scheduleDeliver();
-    // DIAG-TEMP
-    if (process.env['WARREN_PAGER_DIAG'] === '1') setInterval(() => { const u = process.memoryUsage(); const M = (n: number) => (n / 1048576).toFixed(0); log('info', `diag heapUsed ${M(u.heapUsed)} heapTotal ${M(u.heapTotal)} external ${M(u.external)} ab ${M(u.arrayBuffers)} gauge ${M(this.pager?.gauge.residentBytes ?? 0)} pending ${M(this.store?.log.pendingBytes ?? 0)} out ${M(this.out.pendingBytes)} pagedOut ${this.pager?.pagedOut}`); }, 1000).unref();
   }
 
   onRecord(kind: number, body: Buffer): void {
@@ -337,10 +335,10 @@ export class Shard implements QueueHost {
       const q = this.queues.get(r.buf.readUInt32LE(idsAt + 4 * i));
       if (q === undefined) continue;
       const ttl = messageTtlMs(expiration, q.config.messageTtlMs);
-      const paging = this.pager !== undefined && this.pager.mustPageOut(q, priority);
+      const pager = this.pager !== undefined && this.pager.mustPageOut(q, priority) ? this.pager : undefined;
       const m: Message = {
         id: this.nextMsgId++,
-        payload: paging ? ringPayload : (payload ??= Buffer.from(ringPayload)),
+        payload: pager !== undefined ? ringPayload : (payload ??= Buffer.from(ringPayload)),
         bodyBytes,
         redelivered: false,
         deliveryCount: 0,
@@ -354,16 +352,20 @@ export class Shard implements QueueHost {
         this.congested.add(q);
         Atomics.store(this.flow, 0, 1);
       }
-      if (q.enqueue(m) === 'rejected') {
-        ok = false;
-      } else {
+      const store = persistent && q.config.durable ? this.store : undefined; // logs its enqueue
+      if (pager !== undefined) {
+        // Straight to disk once accepted: its payload, a view of the ring, is copied into the log.
         let loggedOffset = -1;
-        if (persistent && this.store !== undefined && q.config.durable) {
-          m.persisted = true;
-          loggedOffset = durableOffset = this.store.enqueue(q.id, m.id, m.expiresAtMs, m.payload);
-        }
-        // Before this record handler returns: a paged message's payload is a view of the ring.
-        if (paging) this.pager?.pageOut(q, m, loggedOffset);
+        const result = q.enqueue(m, (msg) => {
+          if (store !== undefined) loggedOffset = logEnqueue(store, q, msg);
+          return pager.toDisk(q, msg, loggedOffset);
+        });
+        if (result === 'rejected') ok = false;
+        else if (loggedOffset >= 0) durableOffset = loggedOffset;
+      } else if (q.enqueue(m) === 'rejected') {
+        ok = false;
+      } else if (store !== undefined) {
+        durableOffset = logEnqueue(store, q, m);
       }
       this.dirty.add(q);
     }
@@ -589,6 +591,12 @@ export class Shard implements QueueHost {
     this.out.write(FromShard.queueExpired, this.w.view());
     this.out.flush();
   }
+}
+
+/** A persistent message accepted by a durable queue: its enqueue record's offset. */
+function logEnqueue(store: ShardStore, q: Queue, m: Message): number {
+  m.persisted = true;
+  return store.enqueue(q.id, m.id, m.expiresAtMs, m.payload);
 }
 
 /** How a queue is named in latency reports: its name, prefixed by its vhost unless that is '/'. */

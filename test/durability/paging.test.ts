@@ -187,6 +187,88 @@ describe('queues longer than the memory budget page to disk', () => {
   });
 });
 
+describe('queue rules hold for messages on disk', () => {
+  // Budget 0: past the first message of a shard, every message is paged to disk.
+  const zeroArgs = ['--queue-memory-mb', '0', '--segment-bytes', String(1024 * 1024)];
+  const small = (seq: number): Buffer => Buffer.from(`${seq} `.padEnd(512, 's'));
+  const seqs = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
+
+  async function getAll(ch: Channel, queue: string): Promise<number[]> {
+    const got: number[] = [];
+    for (;;) {
+      const m = await ch.get(queue, { noAck: true });
+      if (m === false) return got;
+      got.push(seqOf(m));
+    }
+  }
+
+  test('get, purge, delete, x-max-length with dead-lettering, TTL expiry and priorities on paged messages; purged ones stay gone after a restart', { timeout: 60_000 }, async () => {
+    const dataDir = makeDataDir();
+    let broker: TestBroker | undefined;
+    try {
+      broker = await startBroker({ dataDir, args: zeroArgs });
+      let conn = await connect(broker.url);
+      const ch = await conn.createConfirmChannel();
+      const publish = async (queue: string, from: number, to: number, opts: { persistent?: boolean; priority?: (seq: number) => number } = {}): Promise<void> => {
+        for (let i = from; i < to; i++) {
+          ch.sendToQueue(queue, small(i), { persistent: opts.persistent ?? false, ...(opts.priority === undefined ? {} : { priority: opts.priority(i) }) });
+        }
+        await ch.waitForConfirms();
+      };
+
+      // basic.get answers from disk, in order, waiting for each read-back.
+      await ch.assertQueue('pg-get', { durable: false });
+      await publish('pg-get', 0, 1500);
+      assert.deepEqual(await getAll(ch, 'pg-get'), seqs(0, 1500));
+
+      // purge and delete count what is on disk; purged persistent messages are settled in the log.
+      await ch.assertQueue('pg-purge', { durable: true });
+      await publish('pg-purge', 0, 1000, { persistent: true });
+      assert.equal((await ch.purgeQueue('pg-purge')).messageCount, 1000);
+      assert.equal((await ch.checkQueue('pg-purge')).messageCount, 0);
+      await publish('pg-purge', 1000, 1010, { persistent: true });
+      await ch.assertQueue('pg-delete', { durable: false });
+      await publish('pg-delete', 0, 700);
+      assert.equal((await ch.deleteQueue('pg-delete')).messageCount, 700);
+
+      // x-max-length drops from the head, wherever it is, dead-lettering in order.
+      await ch.assertQueue('pg-dlq', { durable: false });
+      await ch.assertQueue('pg-maxlen', { durable: false, maxLength: 10, deadLetterExchange: '', deadLetterRoutingKey: 'pg-dlq' });
+      await publish('pg-maxlen', 0, 600);
+      await waitFor(async () => (await ch.checkQueue('pg-dlq')).messageCount === 590, 'the dropped messages in pg-dlq');
+      assert.deepEqual(await getAll(ch, 'pg-maxlen'), seqs(590, 600));
+      assert.deepEqual(await getAll(ch, 'pg-dlq'), seqs(0, 590));
+
+      // A TTL runs out at a head on disk with no consumer: expired (dead-lettered) all the same.
+      await ch.assertQueue('pg-expired', { durable: false });
+      await ch.assertQueue('pg-ttl', { durable: false, messageTtl: 200, deadLetterExchange: '', deadLetterRoutingKey: 'pg-expired' });
+      await publish('pg-ttl', 0, 400);
+      await waitFor(async () => (await ch.checkQueue('pg-expired')).messageCount === 400, 'the expired messages in pg-expired');
+      assert.equal((await ch.checkQueue('pg-ttl')).messageCount, 0);
+      assert.deepEqual(await getAll(ch, 'pg-expired'), seqs(0, 400));
+
+      // Priority queues page each level: highest first, FIFO within a level.
+      await ch.assertQueue('pg-prio', { durable: false, maxPriority: 3 });
+      const priority = (seq: number): number => seq % 4;
+      await publish('pg-prio', 0, 800, { priority });
+      const expected = [3, 2, 1, 0].flatMap((p) => seqs(0, 800).filter((s) => priority(s) === p));
+      assert.deepEqual(await getAll(ch, 'pg-prio'), expected);
+
+      await conn.close();
+      assert.equal(await broker.stop({ keepData: true }), 0);
+      broker = await startBroker({ dataDir, args: zeroArgs });
+      conn = await connect(broker.url);
+      const ch2 = await conn.createChannel();
+      // Only what was published after the purge comes back.
+      assert.deepEqual(await getAll(ch2, 'pg-purge'), seqs(1000, 1010));
+      await conn.close();
+    } finally {
+      await broker?.stop({ keepData: true });
+      removeDataDir(dataDir);
+    }
+  });
+});
+
 function mib(bytes: number): string {
   return (bytes / (1024 * 1024)).toFixed(0);
 }
