@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Entry point of `npm run bench` (and of `warren bench`, which hands its arguments here).
+// Entry point of `npm run bench`; `warren bench ARGS` can call runBench from ../bench/bench-main.js the same way.
 import { runBench } from '../bench/bench-main.js';
 
 // `npm run bench | head` closes stdout early; that is the reader's choice, not a failure.

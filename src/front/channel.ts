@@ -340,6 +340,7 @@ export class Channel {
   }
 
   private sendReturn(replyCode: number, replyText: string, payload: Buffer, propsStart: number, propsEnd: number): void {
+    this.conn.returnedMessages++;
     const w = this.conn.writer;
     w.basicReturn(this.id, replyCode, replyText, payload.subarray(0, propsStart - 4));
     w.contentHeader(this.id, basicClassId, payload.length - propsEnd, payload.subarray(propsStart, propsEnd));

@@ -83,6 +83,8 @@ export class Connection {
   sentBytes = 0;
   recvFrames = 0;
   publishedMessages = 0;
+  /** Unroutable mandatory messages sent back with basic.return. */
+  returnedMessages = 0;
 
   constructor(
     readonly broker: Broker,

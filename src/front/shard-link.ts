@@ -28,6 +28,7 @@ export interface QueueStatsEntry {
   delivered: number;
   acked: number;
   redelivered: number;
+  dropped: number;
 }
 
 type Pending =

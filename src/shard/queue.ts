@@ -64,6 +64,8 @@ export class Queue {
   delivered = 0;
   acked = 0;
   redelivered = 0;
+  /** Left without being acknowledged: expired, dropped for a length limit, rejected, refused (dead-lettered or not). */
+  dropped = 0;
 
   constructor(
     public config: QueueConfig,

@@ -297,6 +297,7 @@ export class Shard implements QueueHost {
       delivered: q.delivered,
       acked: q.acked,
       redelivered: q.redelivered,
+      dropped: q.dropped,
     }));
     this.w.reset().u32(reqId).str(JSON.stringify(stats));
     this.out.write(FromShard.queueStats, this.w.view());
@@ -578,6 +579,7 @@ export class Shard implements QueueHost {
   }
 
   deadLetter(q: Queue, m: Message, reason: number): void {
+    q.dropped++;
     this.settled(q, m);
     const dlx = q.config.deadLetterExchange;
     if (dlx === undefined) return; // dropped, as RabbitMQ does without a DLX
