@@ -247,6 +247,13 @@ export class Broker {
   /** Re-applies policies to every queue (after a policy was set or cleared). */
   applyPolicies(): void {
     for (const q of this.queuesById.values()) this.refreshQueueConfig(q);
+    for (const v of this.vhosts.values()) for (const e of v.graph.exchanges()) this.applyExchangePolicy(v, e.name);
+  }
+
+  /** The policy's alternate-exchange for one exchange (used when it has no argument of its own). */
+  applyExchangePolicy(vhost: VHost, name: string): void {
+    const ae = this.policies.forExchange(vhost.name, name)?.definition['alternate-exchange'];
+    vhost.graph.setPolicyAlternate(name, typeof ae === 'string' ? ae : undefined);
   }
 
   /**

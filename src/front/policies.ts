@@ -141,6 +141,17 @@ export class PolicyStore {
   }
 
   /** The policy that applies to a queue: highest priority among matches (ties: the later name, deterministic). */
+  /** The policy that applies to an exchange (apply-to exchanges or all), highest priority first. */
+  forExchange(vhost: string, name: string): PolicyDef | undefined {
+    let best: PolicyDef | undefined;
+    for (const p of this.byVhost.get(vhost)?.values() ?? []) {
+      const a = p['apply-to'];
+      if ((a !== 'all' && a !== 'exchanges') || !this.pattern(p.pattern).test(name)) continue;
+      if (best === undefined || p.priority > best.priority || (p.priority === best.priority && p.name > best.name)) best = p;
+    }
+    return best;
+  }
+
   forQueue(vhost: string, name: string, queueType: string): PolicyDef | undefined {
     let best: PolicyDef | undefined;
     for (const p of this.byVhost.get(vhost)?.values() ?? []) {

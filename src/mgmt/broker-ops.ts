@@ -157,6 +157,7 @@ export async function declareExchange(b: Broker, vhost: VHost, name: string, d: 
   }
   if (name.startsWith('amq.')) throw accessRefused(`exchange name '${name}' contains reserved prefix 'amq.*'`);
   vhost.graph.declareExchange({ name, type: d.type as ExchangeType, durable: d.durable, autoDelete: d.autoDelete, internal: d.internal, arguments: d.arguments });
+  b.applyExchangePolicy(vhost, name);
   await b.definitionsChanged();
   return true;
 }

@@ -48,6 +48,9 @@ class ExchangeRecord {
     /** null for the default exchange, whose bindings are implicit. */
     readonly matcher: Matcher<StoredBinding> | null,
   ) {}
+
+  /** An alternate exchange set by policy; the exchange's own argument wins over it. */
+  policyAlternate: string | undefined;
 }
 
 function newMatcher(type: ExchangeType): Matcher<StoredBinding> {
@@ -89,6 +92,12 @@ export class ExchangeGraph {
 
   constructor() {
     for (const def of predeclaredExchanges()) this.declareExchange(def);
+  }
+
+  /** Sets (or clears) the alternate exchange a policy gives an exchange (RabbitMQ's `alternate-exchange` policy key). */
+  setPolicyAlternate(name: string, alternate: string | undefined): void {
+    const record = this.exchangesByName.get(name);
+    if (record !== undefined) record.policyAlternate = alternate;
   }
 
   getExchange(name: string): ExchangeDef | undefined {
@@ -252,8 +261,9 @@ export class ExchangeGraph {
       const record = this.pending[--this.pendingCount] as ExchangeRecord;
       this.matchedCount = 0;
       this.matchExchange(record, routingKeys);
-      if (this.matchedCount === 0 && record.alternate !== undefined) {
-        const alternate = this.exchangesByName.get(record.alternate);
+      const alternateName = record.alternate ?? record.policyAlternate;
+      if (this.matchedCount === 0 && alternateName !== undefined) {
+        const alternate = this.exchangesByName.get(alternateName);
         if (alternate !== undefined) this.enqueue(alternate);
       }
     }

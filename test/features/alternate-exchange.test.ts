@@ -9,6 +9,7 @@ import amqp from 'amqplib';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
 import { Inbox, within } from '../helpers/amqp-expect.js';
 import { bodies, drain, publishConfirmed, unique } from '../helpers/feature-kit.js';
+import { ctlOk } from '../helpers/warrenctl.js';
 
 describe('alternate exchange', () => {
   let broker: TestBroker;
@@ -46,6 +47,39 @@ describe('alternate exchange', () => {
     const [ret] = await returns.atLeast(1, 'the basic.return of the unroutable message');
     assert.equal(ret?.content.toString(), 'nowhere');
     assert.equal(returns.items.length, 1);
+    await ch.close();
+  });
+
+  test('the alternate-exchange policy key applies to existing and new exchanges; the argument wins over it', async () => {
+    const ch = await conn.createConfirmChannel();
+    const prefix = unique('aepol');
+    const ae = `${prefix}-ae`;
+    const argAe = `${prefix}-argae`;
+    const before = `${prefix}-before`;
+    const own = `${prefix}-own`;
+    const viaPolicy = unique('aepol-q');
+    const viaArg = unique('aepol-argq');
+    await ch.assertExchange(ae, 'fanout', { autoDelete: false });
+    await ch.assertExchange(argAe, 'fanout', { autoDelete: false });
+    await ch.assertExchange(before, 'direct', { autoDelete: false });
+    await ch.assertQueue(viaPolicy, { exclusive: true });
+    await ch.assertQueue(viaArg, { exclusive: true });
+    await ch.bindQueue(viaPolicy, ae, '');
+    await ch.bindQueue(viaArg, argAe, '');
+    await ctlOk(broker.dataDir, 'set_policy', `${prefix}-p`, `^${prefix}-(before|after|own)$`, JSON.stringify({ 'alternate-exchange': ae }), '--apply-to', 'exchanges');
+    // Declared before the policy, declared after it, and one with its own argument.
+    await ch.assertExchange(`${prefix}-after`, 'direct', { autoDelete: false });
+    await ch.assertExchange(own, 'direct', { autoDelete: false, alternateExchange: argAe });
+    await publishConfirmed(ch, before, 'nobody', 'b');
+    await publishConfirmed(ch, `${prefix}-after`, 'nobody', 'a');
+    await publishConfirmed(ch, own, 'nobody', 'o');
+    assert.deepEqual(bodies(await drain(ch, viaPolicy)).sort(), ['a', 'b']);
+    assert.deepEqual(bodies(await drain(ch, viaArg)), ['o']);
+    // Clearing the policy takes its alternate away again.
+    await ctlOk(broker.dataDir, 'clear_policy', `${prefix}-p`);
+    await publishConfirmed(ch, before, 'nobody', 'gone');
+    assert.deepEqual(bodies(await drain(ch, viaPolicy)), []);
+    for (const x of [ae, argAe, before, own, `${prefix}-after`]) await ch.deleteExchange(x);
     await ch.close();
   });
 

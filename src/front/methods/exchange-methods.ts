@@ -79,6 +79,7 @@ export function registerExchangeMethods(t: HandlerTable): void {
           internal: a.internal,
           arguments: a.arguments,
         });
+        ch.broker.applyExchangePolicy(vhost, name);
         void ch.broker.definitionsChanged();
       }
     }
