@@ -106,6 +106,18 @@ describe('vhosts and permissions', () => {
       await ok.close();
     });
 
+    test('queue.declare with a dead-letter exchange also needs write on that exchange', async () => {
+      const ch = await bob.createChannel();
+      await expectChannelClose(bob, ch, (c) => c.assertQueue('bob-dl', { deadLetterExchange: 'admin-x' }), {
+        code: 403,
+        method: [50, 10],
+        text: refused('exchange', 'admin-x'),
+      });
+      const ok = await bob.createChannel();
+      await ok.assertQueue('bob-dl-ok', { deadLetterExchange: 'bob-dlx' });
+      await ok.close();
+    });
+
     test('exchange.declare needs configure on the exchange', async () => {
       const ch = await bob.createChannel();
       await expectChannelClose(bob, ch, (c) => c.assertExchange('not-bobs', 'fanout'), { code: 403, method: [40, 10], text: refused('exchange', 'not-bobs') });

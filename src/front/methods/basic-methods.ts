@@ -3,7 +3,7 @@ import { AmqpError } from '../../amqp/errors.js';
 import { fieldInt } from '../../amqp/field-table.js';
 import { encodeShortstr } from '../../amqp/frame-writer.js';
 import { Method, ReplyCode } from '../../amqp/spec.generated.js';
-import { queueLabel } from '../queue-args.js';
+import { queueLabel, typeNames } from '../queue-args.js';
 import { noExchange } from './exchange-methods.js';
 import { usableQueue } from './queue-methods.js';
 import { on, type HandlerTable } from './types.js';
@@ -45,7 +45,12 @@ export function registerBasicMethods(t: HandlerTable): void {
     const priorityArg = a.arguments['x-priority'];
     const priority = priorityArg === undefined ? 0 : fieldInt(priorityArg);
     if (priority === undefined) {
-      throw new AmqpError(ReplyCode.preconditionFailed, `PRECONDITION_FAILED - invalid arg 'x-priority' for consumer on ${queueLabel(q.vhost, q.name)}`, 60, 20);
+      throw new AmqpError(
+        ReplyCode.preconditionFailed,
+        `PRECONDITION_FAILED - invalid arg 'x-priority' for ${queueLabel(q.vhost, q.name)}: "expected integer, got ${typeNames[priorityArg?.type ?? ""] ?? priorityArg?.type}"`,
+        60,
+        20,
+      );
     }
     if (!a.nowait) ch.conn.sendMethod(ch.id, { id: Method.BasicConsumeOk, args: { consumerTag: tag } });
     ch.broker.addConsumer(ch, q, tag, encodeShortstr(tag), a.noAck, a.exclusive, priority);

@@ -84,6 +84,12 @@ export function registerQueueMethods(t: HandlerTable): void {
         checkArgsEquivalent(existing.arguments, a.arguments, vhost.name, name);
       } else {
         validateQueueArgs(a.arguments, vhost.name, name);
+        // Dead-lettering reads from this queue and writes to the DLX: RabbitMQ checks both at declare.
+        const dlx = a.arguments['x-dead-letter-exchange'];
+        if (dlx?.type === 'S') {
+          ch.broker.authorize(ch.conn, 'read', 'queue', name);
+          ch.broker.authorize(ch.conn, 'write', 'exchange', dlx.value);
+        }
         checkReplicatedQueueFlags(a.arguments, a.durable, a.exclusive, a.autoDelete, vhost.name, name);
         const q = ch.broker.createQueue(vhost, {
           name,
