@@ -4,6 +4,12 @@ import { ConfigError, loadConfig, usage } from '../node/config.js';
 import { startNode } from '../node/node.js';
 
 async function main(): Promise<void> {
+  if (process.argv[2] === 'bench') {
+    // `warren bench ARGS` is `npm run bench -- ARGS`: the bundled load generator.
+    process.argv.splice(2, 1);
+    await import('./bench.js');
+    return;
+  }
   let config;
   try {
     config = loadConfig(process.argv.slice(2));
