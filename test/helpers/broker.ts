@@ -11,6 +11,8 @@ import { createInterface } from 'node:readline';
 const warrenEntry = new URL('../../src/cli/warren.js', import.meta.url);
 const startDeadlineMs = 15_000;
 const stopDeadlineMs = 10_000;
+/** How often waitFor re-checks its condition (it gives up at its deadline, never after a fixed time). */
+const conditionPollMs = 10;
 
 export interface TestBroker {
   /** amqp://guest:guest@127.0.0.1:PORT */
@@ -98,6 +100,6 @@ export async function waitFor<T>(check: () => T | Promise<T>, what: string, dead
     const v = await check();
     if (v) return v as NonNullable<T>;
     if (Date.now() - start > deadlineMs) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, conditionPollMs));
   }
 }
