@@ -129,7 +129,10 @@ export class Connection {
       this.inputLost = true;
       this.fail(err);
     }
-    this.flush();
+    // Publish what this chunk produced at once — records to the shards (one notify per ring)
+    // and replies to sockets — rather than at the next setImmediate, which adds a loop turn
+    // to every message's ring transit.
+    this.broker.flushAll();
   }
 
   /**
