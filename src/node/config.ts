@@ -38,6 +38,22 @@ export interface NodeConfig {
   prometheusPort: ListenerPort;
   /** AMQP 0-9-1 over WebSocket (path /ws). */
   wsPort: ListenerPort;
+  /** Run as a cluster member (docs/cluster.md); needs etcd. */
+  cluster: boolean;
+  /** etcd client endpoints (the control plane). */
+  etcd: string[];
+  /** Shared by every node of the cluster, like RabbitMQ's Erlang cookie; '' = read <dataDir>/.cluster-secret. */
+  clusterSecret: string;
+  /** Inter-node forwarding link (publishes and consumes of queues led by another node). */
+  peerPort: number;
+  /** Replication link (followers fetch batches from leaders). */
+  replPort: number;
+  /** Address the peer and replication listeners bind to ('' = --host). */
+  bindHost: string;
+  /** Address other nodes dial for this node's AMQP, peer and replication ports ('' = the bind address). */
+  advertiseHost: string;
+  /** TTL of this node's membership lease in etcd: a silent node is declared gone after it. */
+  leaseMs: number;
 }
 
 /** A listener's port: 0 picks a free one; 'off' runs the node without that listener. */
@@ -71,6 +87,14 @@ const options: Option[] = [
   { flag: 'mgmt-host', env: 'WARREN_MGMT_HOST', key: 'mgmtHost', kind: 'string', help: 'address of the management, Prometheus and WebSocket listeners (default 127.0.0.1)' },
   { flag: 'prometheus-port', env: 'WARREN_PROMETHEUS_PORT', key: 'prometheusPort', kind: 'port', help: "Prometheus /metrics port; 0 picks a free one, 'off' disables (default 15692)" },
   { flag: 'ws-port', env: 'WARREN_WS_PORT', key: 'wsPort', kind: 'port', help: "AMQP over WebSocket port (path /ws); 0 picks a free one, 'off' disables (default 15674)" },
+  { flag: 'etcd', env: 'WARREN_ETCD', key: 'etcd', kind: 'list', help: 'etcd endpoints, comma-separated (cluster mode; default http://127.0.0.1:2379)' },
+  { flag: 'cluster-name', env: 'WARREN_CLUSTER_NAME', key: 'clusterName', kind: 'string', help: "the cluster's name, also its etcd key prefix /warren/NAME/ (default warren)" },
+  { flag: 'cluster-secret', env: 'WARREN_CLUSTER_SECRET', key: 'clusterSecret', kind: 'string', help: 'secret shared by the nodes of a cluster (default: the file DATA_DIR/.cluster-secret)' },
+  { flag: 'peer-port', env: 'WARREN_PEER_PORT', key: 'peerPort', kind: 'int', help: 'inter-node forwarding port; 0 picks a free one (default 25672)' },
+  { flag: 'repl-port', env: 'WARREN_REPL_PORT', key: 'replPort', kind: 'int', help: 'replication port; 0 picks a free one (default 25673)' },
+  { flag: 'bind-host', env: 'WARREN_BIND_HOST', key: 'bindHost', kind: 'string', help: 'address of the peer and replication listeners (default: --host)' },
+  { flag: 'advertise-host', env: 'WARREN_ADVERTISE_HOST', key: 'advertiseHost', kind: 'string', help: 'address other nodes use to reach this one (default: the bind address)' },
+  { flag: 'lease-ms', env: 'WARREN_LEASE_MS', key: 'leaseMs', kind: 'int', help: "TTL of the node's etcd membership lease: a silent node is failed over after it (default 3000)" },
 ];
 
 export function defaultConfig(): NodeConfig {
@@ -96,6 +120,14 @@ export function defaultConfig(): NodeConfig {
     mgmtHost: '127.0.0.1',
     prometheusPort: 15692,
     wsPort: 15674,
+    cluster: false,
+    etcd: ['http://127.0.0.1:2379'],
+    clusterSecret: '',
+    peerPort: 25672,
+    replPort: 25673,
+    bindHost: '',
+    advertiseHost: '',
+    leaseMs: 3000,
   };
 }
 
@@ -106,6 +138,7 @@ export function usage(): string {
   lines.push('  --config FILE              JSON file with any of the settings below (keys as in the flags, camelCase also accepted)');
   for (const o of options) lines.push(`  --${o.flag.padEnd(24)} ${o.help}  [${o.env}]`);
   lines.push('  --repair                   start despite a corrupt log record: keep the sound records before it, move the rest aside  [WARREN_REPAIR=1]');
+  lines.push('  --cluster                  run as a member of a cluster (docs/cluster.md)  [WARREN_CLUSTER=1]');
   lines.push('  --help                     this text');
   return lines.join('\n');
 }
@@ -130,6 +163,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     config: { type: 'string' },
     help: { type: 'boolean' },
     repair: { type: 'boolean' },
+    cluster: { type: 'boolean' },
   };
   for (const o of options) parseOptions[o.flag] = { type: 'string' };
   let parsed;
@@ -164,6 +198,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     if (typeof v === 'string') applyValue(config, o, v, `--${o.flag}`);
   }
   if (values['repair'] === true || env['WARREN_REPAIR'] === '1') config.repair = true;
+  if (values['cluster'] === true || env['WARREN_CLUSTER'] === '1') config.cluster = true;
   validate(config);
   return config;
 }
@@ -180,6 +215,11 @@ function validate(c: NodeConfig): void {
   for (const [flag, p] of [['mgmt-port', c.mgmtPort], ['prometheus-port', c.prometheusPort], ['ws-port', c.wsPort]] as const) {
     if (p !== 'off' && p > 65535) throw new ConfigError(`--${flag} must be at most 65535 or 'off', got ${p}`);
   }
+  for (const [flag, p] of [['peer-port', c.peerPort], ['repl-port', c.replPort]] as const) {
+    if (p > 65535) throw new ConfigError(`--${flag} must be at most 65535, got ${p}`);
+  }
+  if (c.cluster && c.etcd.length === 0) throw new ConfigError('--cluster needs at least one --etcd endpoint');
+  if (c.leaseMs < 1000 || c.leaseMs > 60_000) throw new ConfigError(`--lease-ms must be between 1000 and 60000, got ${c.leaseMs}`);
   if (c.shards < 1 || c.shards > 64) throw new ConfigError(`--shards must be between 1 and 64, got ${c.shards}`);
   if (c.frameMaxBytes < 4096) throw new ConfigError(`--frame-max must be at least 4096, got ${c.frameMaxBytes}`);
   if (c.channelMax < 1 || c.channelMax > 65535) throw new ConfigError(`--channel-max must be between 1 and 65535, got ${c.channelMax}`);

@@ -39,6 +39,8 @@ export const ToShard = {
   latency: 17,
   /** Global channel credit was freed on some shard: channel's queues may deliver again. */
   channelKick: 18,
+  /** [u32 queueId] the queue leaves the shard with nothing logged: this node stopped leading it (cluster). */
+  queueDrop: 19,
 } as const;
 
 /** shard → front */

@@ -26,4 +26,6 @@ export interface QueueConfig {
   singleActiveConsumer: boolean;
   /** Quorum queues' x-delivery-limit (dead-letter after this many redeliveries). */
   deliveryLimit?: number;
+  /** Set on the leader's shard of a replicated queue (cluster mode): its log continues at nextOffset. */
+  replicated?: { nextOffset: number };
 }

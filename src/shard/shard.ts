@@ -14,6 +14,7 @@ import { newPagedEntry, pagedFlags, type PagedEntry } from './paged-tail.js';
 import type { PageHost } from './ready-list.js';
 import { LatencyRecorder, recordUs } from '../metrics/latency.js';
 import type { Histogram } from 'hdr-histogram-js';
+import { ReplicatedQueues, type ConfirmGate } from './replicated-queues.js';
 
 /** A confirm held back until the log record of its message is on disk. */
 interface DurableConfirm {
@@ -21,6 +22,8 @@ interface DurableConfirm {
   channelKey: number;
   seq: number;
   ok: boolean;
+  /** Set when the confirm also waits for replicated queues' watermarks. */
+  gate: ConfirmGate | undefined;
 }
 
 /**
@@ -67,6 +70,8 @@ export class Shard implements QueueHost {
   private readonly congested = new Set<Queue>();
   /** Keeps ready messages past the memory budget on disk (only with a log). */
   readonly pager: Pager | undefined;
+  /** Replicated queues this node leads (cluster mode only). */
+  readonly replicated: ReplicatedQueues | undefined;
 
   constructor(
     readonly index: number,
@@ -76,7 +81,18 @@ export class Shard implements QueueHost {
     private readonly flow: Int32Array = new Int32Array(1),
     /** This shard's share of --queue-memory-mb. */
     queueMemoryBytes = Number.POSITIVE_INFINITY,
+    /** The ring to the replicator worker (cluster mode). */
+    toReplicator?: RingWriter,
   ) {
+    this.replicated =
+      toReplicator === undefined
+        ? undefined
+        : new ReplicatedQueues(toReplicator, {
+            accept: (queueId, m) => this.acceptCommitted(queueId, m),
+            importMessage: (queueId, msgId, expiresAtMs, redelivered, payload) => this.importMessage(queueId, msgId, expiresAtMs, redelivered, payload),
+            releaseGate: (gate, ok) => this.releaseGate(gate, ok),
+            log,
+          });
     this.pager = store === undefined ? undefined : new Pager(queueMemoryBytes, store, { kick: (q) => this.kick(q), deadLetter: (q, m, reason) => this.deadLetter(q, m, reason), log });
     if (store !== undefined) {
       this.nextMsgId = store.maxMsgId + 1;
@@ -92,6 +108,7 @@ export class Shard implements QueueHost {
     h.set(ToShard.queueCreate, (r) => this.onQueueCreate(r));
     h.set(ToShard.queueUpdate, (r) => this.onQueueUpdate(r));
     h.set(ToShard.queueDelete, (r) => this.onQueueDelete(r));
+    h.set(ToShard.queueDrop, (r) => this.onQueueDrop(r));
     h.set(ToShard.queuePurge, (r) => this.onQueuePurge(r));
     h.set(ToShard.queueStat, (r) => this.onQueueStat(r));
     h.set(ToShard.publish, (r) => this.onPublish(r));
@@ -130,7 +147,56 @@ export class Shard implements QueueHost {
     if (this.congested.size > 0) this.updateFlow();
     this.flushConfirms();
     if (this.store !== undefined && this.store.flushBatches()) this.commit();
+    this.replicated?.flush();
     this.out.flush();
+  }
+
+  /** A record from the replicator worker (commit watermarks, imported messages). */
+  onReplicatorRecord(kind: number, body: Buffer): void {
+    this.replicated?.onRecord(kind, body);
+  }
+
+  /** A committed message of a replicated queue enters it. */
+  private acceptCommitted(queueId: number, m: Message): boolean {
+    const q = this.queues.get(queueId);
+    if (q === undefined) return true; // deleted meanwhile: nothing to refuse
+    this.dirty.add(q);
+    return q.enqueue(m) !== 'rejected';
+  }
+
+  /** A live message of a replicated queue's log, handed over when this node begins to lead it. */
+  private importMessage(queueId: number, msgId: number, expiresAtMs: number, redelivered: boolean, payload: Buffer): void {
+    const q = this.queues.get(queueId);
+    if (q === undefined) return;
+    if (msgId >= this.nextMsgId) this.nextMsgId = msgId + 1; // ids stay unique within the queue's log
+    const m = this.newMessage(msgId, payload, expiresAtMs);
+    m.redelivered = redelivered;
+    m.persisted = true;
+    q.enqueue(m);
+    q.scheduleTtl();
+    this.dirty.add(q);
+  }
+
+  private newMessage(id: number, payload: Buffer, expiresAtMs: number): Message {
+    const layout = payloadLayout(payload);
+    const props = payload.subarray(layout.propsStart, layout.propsEnd);
+    return {
+      id,
+      payload,
+      bodyBytes: payload.length - layout.propsEnd,
+      redelivered: false,
+      deliveryCount: 0,
+      priority: peekPriority(props) ?? 0,
+      persistent: peekDeliveryMode(props) === 2,
+      expiresAtMs,
+      enqueuedAtMs: performance.now(),
+      persisted: false,
+    };
+  }
+
+  private releaseGate(gate: ConfirmGate, ok: boolean): void {
+    if (!ok) gate.ok = false;
+    if (--gate.remaining === 0) this.confirm(gate.channelKey, gate.seq, gate.ok);
   }
 
   private updateFlow(): void {
@@ -173,7 +239,8 @@ export class Shard implements QueueHost {
     let i = this.durableConfirmsHead;
     while (i < list.length && (list[i] as DurableConfirm).offset <= flushed) {
       const c = list[i] as DurableConfirm;
-      this.confirm(c.channelKey, c.seq, c.ok);
+      if (c.gate !== undefined) this.releaseGate(c.gate, c.ok);
+      else this.confirm(c.channelKey, c.seq, c.ok);
       i++;
     }
     this.durableConfirmsHead = i;
@@ -190,7 +257,8 @@ export class Shard implements QueueHost {
     const list = this.durableConfirms;
     for (let i = this.durableConfirmsHead; i < list.length; i++) {
       const c = list[i] as DurableConfirm;
-      this.confirm(c.channelKey, c.seq, false);
+      if (c.gate !== undefined) this.releaseGate(c.gate, false);
+      else this.confirm(c.channelKey, c.seq, false);
     }
     list.length = 0;
     this.durableConfirmsHead = 0;
@@ -228,7 +296,10 @@ export class Shard implements QueueHost {
     assert.ok(!this.queues.has(config.queueId), `queue id ${config.queueId} already on shard ${this.index}`);
     const q = new Queue(config, this);
     this.queues.set(config.queueId, q);
-    if (this.store !== undefined) {
+    if (config.replicated !== undefined) {
+      assert.ok(this.replicated !== undefined, `queue ${config.name} is replicated, but shard ${this.index} has no replicator`);
+      this.replicated.open(config.queueId, config.replicated.nextOffset);
+    } else if (this.store !== undefined) {
       // A durable queue re-declared at start-up takes back what the log held for it, as
       // messages on disk: they are read back as the queue drains, however many there are.
       const e: PagedEntry = newPagedEntry();
@@ -258,7 +329,8 @@ export class Shard implements QueueHost {
     if (q !== undefined) {
       for (const c of q.consumers) this.dropConsumer(c);
       count = q.messageCount;
-      if (this.store !== undefined && q.config.durable) this.store.deleteQueue(q.id, q.messageIds());
+      if (this.replicated?.has(q.id) === true) this.replicated.deleteQueue(q.id);
+      else if (this.store !== undefined && q.config.durable) this.store.deleteQueue(q.id, q.messageIds());
       q.destroy();
       this.queues.delete(q.id);
       this.deliverLatency.delete(q.id);
@@ -267,6 +339,21 @@ export class Shard implements QueueHost {
       this.pager?.runWaiters(q); // gets waiting for its head now find no queue
     }
     this.reply(reqId, count, 0);
+  }
+
+  /**
+   * The queue leaves this shard without a trace in any log: this node stopped leading a
+   * replicated queue (its new leader has the log). The front tells its consumers.
+   */
+  private onQueueDrop(r: RecordReader): void {
+    const q = this.queues.get(r.u32());
+    if (q === undefined) return;
+    this.replicated?.forget(q.id);
+    for (const c of q.consumers) this.dropConsumer(c);
+    q.destroy();
+    this.queues.delete(q.id);
+    this.deliverLatency.delete(q.id);
+    this.dirty.delete(q);
   }
 
   private onQueuePurge(r: RecordReader): void {
@@ -332,10 +419,29 @@ export class Shard implements QueueHost {
     const nowPerf = performance.now();
     let ok = true;
     let durableOffset = -1;
+    let waiting: { gate: ConfirmGate | undefined }[] | undefined;
     for (let i = 0; i < queueCount; i++) {
       const q = this.queues.get(r.buf.readUInt32LE(idsAt + 4 * i));
       if (q === undefined) continue;
       const ttl = messageTtlMs(expiration, q.config.messageTtlMs);
+      if (this.replicated?.has(q.id) === true) {
+        // Every message of a replicated queue is logged (as in RabbitMQ's quorum queues) and
+        // enters the queue at its commit.
+        const m: Message = {
+          id: this.nextMsgId++,
+          payload: (payload ??= Buffer.from(ringPayload)),
+          bodyBytes,
+          redelivered: false,
+          deliveryCount: 0,
+          priority,
+          persistent,
+          expiresAtMs: ttl === undefined ? 0 : now + ttl,
+          enqueuedAtMs: nowPerf,
+          persisted: true,
+        };
+        (waiting ??= []).push(this.replicated.enqueue(q.id, m));
+        continue;
+      }
       const pager = this.pager !== undefined && this.pager.mustPageOut(q, priority) ? this.pager : undefined;
       const m: Message = {
         id: this.nextMsgId++,
@@ -371,7 +477,11 @@ export class Shard implements QueueHost {
       this.dirty.add(q);
     }
     if ((flags & PublishFlag.confirm) === 0) return;
-    if (durableOffset >= 0) this.durableConfirms.push({ offset: durableOffset, channelKey, seq, ok });
+    if (waiting !== undefined) {
+      const gate: ConfirmGate = { channelKey, seq, ok, remaining: waiting.length + (durableOffset >= 0 ? 1 : 0) };
+      for (const p of waiting) p.gate = gate;
+      if (durableOffset >= 0) this.durableConfirms.push({ offset: durableOffset, channelKey, seq, ok, gate });
+    } else if (durableOffset >= 0) this.durableConfirms.push({ offset: durableOffset, channelKey, seq, ok, gate: undefined });
     else this.confirm(channelKey, seq, ok);
   }
 
@@ -510,7 +620,7 @@ export class Shard implements QueueHost {
     }
     if (m.persisted) {
       if (noAck) this.settled(q, m);
-      else this.store?.markDelivered(q.id, m.id);
+      else this.markDelivered(q, m);
     }
     this.w.reset().u32(reqId).u32(q.id).f64(m.id).u8(m.redelivered ? 1 : 0).u32(q.messageCount);
     this.out.write2(FromShard.getOk, this.w.view(), m.payload);
@@ -521,7 +631,7 @@ export class Shard implements QueueHost {
   deliver(c: Consumer, q: Queue, m: Message): void {
     if (m.persisted) {
       if (c.noAck) this.settled(q, m);
-      else this.store?.markDelivered(q.id, m.id);
+      else this.markDelivered(q, m);
     }
     let lat = this.deliverLatency.get(q.id);
     if (lat === undefined) {
@@ -567,7 +677,14 @@ export class Shard implements QueueHost {
   // ---- dead-lettering and expiry ------------------------------------------
 
   settled(q: Queue, m: Message): void {
-    if (m.persisted) this.store?.settle(q.id, m.id);
+    if (!m.persisted) return;
+    if (this.replicated?.has(q.id) === true) this.replicated.settle(q.id, m.id);
+    else this.store?.settle(q.id, m.id);
+  }
+
+  private markDelivered(q: Queue, m: Message): void {
+    if (this.replicated?.has(q.id) === true) this.replicated.delivered(q.id, m.id);
+    else this.store?.markDelivered(q.id, m.id);
   }
 
   pagesFor(q: Queue): PageHost | undefined {

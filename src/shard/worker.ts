@@ -29,6 +29,9 @@ export interface ShardWorkerData {
   flow: SharedArrayBuffer;
   /** The node-wide table of global (per-channel) prefetch credit, see shard/consumer.ts. */
   credit: SharedArrayBuffer;
+  /** Cluster mode: the rings to and from the replicator worker (ring/replication-records.ts). */
+  toReplicator?: SharedArrayBuffer;
+  fromReplicator?: SharedArrayBuffer;
 }
 
 /** Lifecycle messages to the main thread. */
@@ -57,16 +60,28 @@ async function main(): Promise<void> {
   const reader = new RingReader(data.toShard, `front→shard${data.index}`);
   const writer = new RingWriter(data.fromShard, `shard${data.index}→front`);
   setCreditTable(new Int32Array(data.credit));
-  const shard = new Shard(data.index, writer, store, log, new Int32Array(data.flow), data.queueMemoryBytes);
+  const toReplicator = data.toReplicator === undefined ? undefined : new RingWriter(data.toReplicator, `shard${data.index}→replicator`);
+  const shard = new Shard(data.index, writer, store, log, new Int32Array(data.flow), data.queueMemoryBytes, toReplicator);
+  let replReader: RingReader | undefined;
+  if (data.fromReplicator !== undefined) {
+    replReader = new RingReader(data.fromReplicator, `replicator→shard${data.index}`);
+    replReader.start(
+      (kind, body) => shard.onReplicatorRecord(kind, body),
+      () => shard.onBatchEnd(),
+    );
+  }
   reader.start(
     (kind, body) => {
       if (kind === ToShard.shutdown) {
         reader.stop();
+        replReader?.stop();
         shard.onBatchEnd();
         void (async () => {
           await store?.close();
           writer.flush();
           writer.close();
+          toReplicator?.flush();
+          toReplicator?.close();
           say({ type: 'stopped' });
         })();
         return;
