@@ -13,11 +13,14 @@ import { RecordReader } from '../ring/record-buffer.js';
 import { FromShard, payloadExchange, payloadLayout, payloadRoutingKey } from '../ring/shard-records.js';
 import type { Logger } from '../node/logger.js';
 import type { BrokerConfig } from './broker-config.js';
-import type { Channel } from './channel.js';
 import type { Connection } from './connection.js';
 import { effectiveQueueConfig, type PolicyQueueSettings } from './queue-args.js';
-import type { ConsumerRef, QueueMeta } from './queue-meta.js';
+import type { ConfirmTarget, ConsumerChannel, ConsumerRef, QueueMeta } from './queue-meta.js';
 import type { ShardLink } from './shard-link.js';
+import type { QueueLink } from './queue-link.js';
+import { RemoteLink, RetiredLink, type RemoteLinkHost } from './remote-link.js';
+import type { PeerIdentity } from '../cluster/peer-link.js';
+import { queueLabel } from './queue-args.js';
 import { UserStore, type User } from './users.js';
 import { PolicyStore, policyQueueSettings } from './policies.js';
 import { LatencyRecorder, type LatencyExport } from '../metrics/latency.js';
@@ -34,6 +37,14 @@ const flowCheckMs = 2;
 /** Longest single flow pause: publishers make progress even if a consumer stalls. */
 const flowPauseMaxMs = 50;
 
+/** What the front asks of the cluster for queues (node/cluster-member.ts implements it). */
+export interface ClusterQueues {
+  /** Places a queue this node does not know yet, and resolves once it exists here. */
+  declareQueue(vhost: VHost, nq: NewQueue): Promise<QueueMeta>;
+  /** A queue was deleted through this node: the cluster forgets it everywhere. */
+  queueDeleted(q: QueueMeta): Promise<void>;
+}
+
 export interface NewQueue {
   name: string;
   durable: boolean;
@@ -43,12 +54,34 @@ export interface NewQueue {
   owner: Connection | undefined;
 }
 
-export class Broker {
+/** Whose input the broker stops reading while a ring backs up: a client connection or a peer session. */
+export interface Publisher {
+  pauseReading(): void;
+  resumeReading(): void;
+  /** A publisher that also consumes is not paused by flow (its acks are what drains the queue). */
+  hasConsumers(): boolean;
+}
+
+/** Where a queue led by another node lives, as cluster placement says. */
+export interface RemotePlacement {
+  queueId: number;
+  /** The leader's node name (checked in the peer handshake). */
+  node: string;
+  /** host:port of the leader's peer listener. */
+  peer: string;
+}
+
+export class Broker implements RemoteLinkHost {
   readonly vhosts = new Map<string, VHost>();
   readonly users = new UserStore();
   readonly queuesById = new Map<number, QueueMeta>();
   readonly consumersById = new Map<number, ConsumerRef>();
-  readonly channelsByKey = new Map<number, Channel>();
+  /** Client channels and (for queues this node leads) proxies of channels on other nodes. */
+  readonly channelsByKey = new Map<number, ConfirmTarget>();
+  /** Links to the other nodes that lead queues this node's clients use, by node name. */
+  readonly remoteLinks = new Map<string, RemoteLink>();
+  /** The cluster secret and this node's name, once the peer listener runs (startPeerListener). */
+  peerIdentity: PeerIdentity | undefined;
   readonly connections = new Set<Connection>();
   /** Set while publishers are blocked (connection.blocked sent); the reason string. */
   blockedReason: string | undefined;
@@ -56,6 +89,8 @@ export class Broker {
   /** Front-side histograms: publish→confirm (node-wide). */
   readonly latency = new LatencyRecorder();
   readonly publishToConfirm = this.latency.get('publish_to_confirm');
+  /** Set in cluster mode: queues are placed and deleted through the cluster (node/cluster-member.ts). */
+  cluster: ClusterQueues | undefined;
   /** Persists durable definitions (set by the node); resolves once they are on disk. */
   onDefinitionsChanged: () => Promise<void> = () => Promise.resolve();
 
@@ -64,13 +99,13 @@ export class Broker {
   private nextQueueId = 1;
   private nextConsumerId = 1;
   private readonly dirtyConns = new Set<Connection>();
-  private readonly dirtyShards = new Set<ShardLink>();
+  private readonly dirtyShards = new Set<QueueLink>();
   private flushScheduled = false;
-  private readonly pausedByRing = new Set<Connection>();
+  private readonly pausedByRing = new Set<Publisher>();
   /** Publishing connections paused by a shard's flow signal, with when they were paused. */
-  private readonly pausedByFlow = new Map<Connection, number>();
+  private readonly pausedByFlow = new Map<Publisher, number>();
   private flowTimer: NodeJS.Timeout | undefined;
-  private readonly confirmChannels = new Set<Channel>();
+  private readonly confirmChannels = new Set<ConfirmTarget>();
   private readonly regexCache = new Map<string, RegExp>();
 
   constructor(
@@ -115,15 +150,16 @@ export class Broker {
     return slot;
   }
 
-  registerChannel(ch: Channel): number {
+  registerChannel(ch: ConfirmTarget): number {
     const key = this.nextChannelKey++;
     this.channelsByKey.set(key, ch);
     return key;
   }
 
-  unregisterChannel(ch: Channel): void {
+  unregisterChannel(ch: ConfirmTarget): void {
     this.channelsByKey.delete(ch.key);
     this.confirmChannels.delete(ch);
+    for (const link of this.remoteLinks.values()) link.channelClosed(ch.key);
   }
 
   // ---- access control ---------------------------------------------------------
@@ -167,19 +203,19 @@ export class Broker {
     this.scheduleFlush();
   }
 
-  /** A record was written to a shard's ring on behalf of conn: flush soon, and push back if the ring is full. */
-  noteShardWrite(shard: ShardLink, conn: Connection | undefined): void {
+  /** A record was written to a shard's ring (or a peer link) on behalf of conn: flush soon, and push back if it is full. */
+  noteShardWrite(shard: QueueLink, conn: Publisher | undefined): void {
     this.dirtyShards.add(shard);
     this.scheduleFlush();
     if (conn !== undefined && shard.congested) this.pauseForFlow(conn);
-    const pending = shard.out.pendingBytes;
+    const pending = shard.pendingBytes;
     if (pending === 0) return;
     if (conn !== undefined && pending > ringPendingPauseBytes) {
       conn.pauseReading();
       this.pausedByRing.add(conn);
     }
     if (pending > ringPendingBlockBytes && this.blockedReason === undefined) {
-      this.blockedReason = `shard ${shard.index} ring full`;
+      this.blockedReason = `${shard.label} ${shard.remoteNode === undefined ? 'ring' : 'link'} full`;
       this.log.warn(`blocking publishers: ${this.blockedReason}`);
       for (const c of this.connections) c.setBlocked(this.blockedReason);
     }
@@ -190,7 +226,7 @@ export class Broker {
    * connection that also consumes is left alone (its acks are what drains the queue), and
    * no pause outlasts flowPauseMaxMs, so flow slows publishers down and never wedges them.
    */
-  private pauseForFlow(conn: Connection): void {
+  private pauseForFlow(conn: Publisher): void {
     if (this.pausedByFlow.has(conn) || conn.hasConsumers()) return;
     conn.pauseReading();
     this.pausedByFlow.set(conn, performance.now());
@@ -211,12 +247,13 @@ export class Broker {
     }
   }
 
-  private onShardDrained(shard: ShardLink): void {
-    if (this.shards.some((s) => s.out.pendingBytes > 0)) return;
+  private onShardDrained(shard: QueueLink): void {
+    if (this.shards.some((s) => s.pendingBytes > 0)) return;
+    for (const r of this.remoteLinks.values()) if (r.pendingBytes > 0) return;
     for (const c of this.pausedByRing) if (!this.pausedByFlow.has(c)) c.resumeReading();
     this.pausedByRing.clear();
     if (this.blockedReason !== undefined) {
-      this.log.info(`unblocking publishers (shard ${shard.index} drained)`);
+      this.log.info(`unblocking publishers (${shard.label} drained)`);
       this.blockedReason = undefined;
       for (const c of this.connections) c.setUnblocked();
       this.flushAll();
@@ -231,7 +268,7 @@ export class Broker {
 
   flushAll(): void {
     this.flushScheduled = false;
-    for (const s of this.dirtyShards) s.out.flush();
+    for (const s of this.dirtyShards) s.flush();
     this.dirtyShards.clear();
     for (const c of this.dirtyConns) c.flush();
     this.dirtyConns.clear();
@@ -260,7 +297,7 @@ export class Broker {
    * Places a new queue on the least loaded shard (or where the definitions file says it
    * lives, for a durable queue coming back at start-up) and creates it there.
    */
-  createQueue(vhost: VHost, nq: NewQueue, placement?: { queueId: number; shardIndex: number }): QueueMeta {
+  createQueue(vhost: VHost, nq: NewQueue, placement?: { queueId: number; shardIndex: number; replicated?: { nextOffset: number } }): QueueMeta {
     let shard = this.shards[0];
     for (const s of this.shards) if (shard === undefined || s.queueCount < shard.queueCount) shard = s;
     if (placement !== undefined) {
@@ -290,6 +327,7 @@ export class Broker {
       deleted: false,
     };
     q.config = effectiveQueueConfig(q, this.policyFor(q));
+    if (placement?.replicated !== undefined) q.config.replicated = placement.replicated;
     shard.queueCount++;
     vhost.queues.set(q.name, q);
     this.queuesById.set(id, q);
@@ -302,6 +340,7 @@ export class Broker {
   /** Re-evaluates a queue's settings (a policy changed) and tells its shard if they differ. */
   refreshQueueConfig(q: QueueMeta): void {
     const next = effectiveQueueConfig(q, this.policyFor(q));
+    if (q.config.replicated !== undefined) next.replicated = q.config.replicated;
     if (JSON.stringify(next) === JSON.stringify(q.config)) return;
     q.config = next;
     q.shard.updateQueue(next);
@@ -319,16 +358,144 @@ export class Broker {
     vhost.graph.removeQueueBindings(q.name);
     this.exchangeUnbound(vhost);
     q.shard.queueCount--;
-    if (q.durable) void this.definitionsChanged();
+    if (q.durable && q.shard.remoteNode === undefined) void this.definitionsChanged();
+    if (this.cluster !== undefined) void this.cluster.queueDeleted(q);
     this.log.debug(`queue '${q.name}' in vhost '${q.vhost}' ${why}`);
     const count = q.shard.deleteQueue(q.queueId);
     this.noteShardWrite(q.shard, undefined);
     return count;
   }
 
+  // ---- queues led by other nodes (cluster placement calls these) ----------------
+
+  /** The link to a node's peer listener (one per node, dialled when first used); address updates an existing one. */
+  remoteLink(node: string, address: string): RemoteLink {
+    let link = this.remoteLinks.get(node);
+    if (link === undefined) {
+      link = new RemoteLink(node, address, () => this.peerIdentity, this);
+      link.onDrain = () => this.onShardDrained(link as RemoteLink);
+      this.remoteLinks.set(node, link);
+    } else link.address = address;
+    return link;
+  }
+
+  /** A node's peer address changed (it restarted on another port): later dials use the new one. */
+  setPeerAddress(node: string, address: string): void {
+    const link = this.remoteLinks.get(node);
+    if (link !== undefined) link.address = address;
+  }
+
+  /**
+   * Registers a queue that another node leads: declare (also passive), bind, publish, consume,
+   * get, purge and delete on this node work on it, forwarded to the leader. Not written to this
+   * node's definitions file (its definition belongs to the cluster); exclusive queues stay
+   * on their owner's node, so nq.owner is ignored.
+   */
+  addRemoteQueue(vhost: VHost, nq: NewQueue, placement: RemotePlacement): QueueMeta {
+    if (vhost.queues.has(nq.name)) throw new Error(`${queueLabel(vhost.name, nq.name)} already exists on this node: use moveQueue`);
+    if (this.queuesById.has(placement.queueId)) throw new Error(`queue id ${placement.queueId} is already in use on this node`);
+    const link = this.remoteLink(placement.node, placement.peer);
+    const q: QueueMeta = {
+      queueId: placement.queueId,
+      vhost: vhost.name,
+      name: nq.name,
+      durable: nq.durable,
+      exclusive: nq.exclusive,
+      autoDelete: nq.autoDelete,
+      arguments: nq.arguments,
+      shard: link,
+      owner: undefined,
+      consumers: new Set(),
+      hadConsumer: false,
+      config: undefined as never,
+      deleted: false,
+    };
+    q.config = effectiveQueueConfig(q, this.policyFor(q));
+    if (placement.queueId >= this.nextQueueId) this.nextQueueId = placement.queueId + 1;
+    link.queueCount++;
+    vhost.queues.set(q.name, q);
+    this.queuesById.set(q.queueId, q);
+    return q;
+  }
+
+  /**
+   * This node forgets a queue (deleted elsewhere in the cluster): its consumers here are
+   * cancelled (clients notified) and its bindings removed. Neither the shard nor the leader is
+   * told; use deleteQueue to delete the queue itself.
+   */
+  removeQueueMeta(q: QueueMeta, why: string): void {
+    if (q.deleted) return;
+    q.deleted = true;
+    const vhost = this.vhost(q.vhost);
+    vhost.queues.delete(q.name);
+    this.queuesById.delete(q.queueId);
+    for (const c of [...q.consumers]) this.removeConsumer(c, true);
+    vhost.graph.removeQueueBindings(q.name);
+    this.exchangeUnbound(vhost);
+    q.shard.queueCount--;
+    if (q.durable && q.shard.remoteNode === undefined) void this.definitionsChanged();
+    this.log.debug(`${queueLabel(q.vhost, q.name)} removed from this node: ${why}`);
+  }
+
+  /**
+   * The queue's leader changed: to another node ({ node, peer }) or to this one ({ shardIndex };
+   * createOnShard sends the shard a queueCreate, as at start-up — pass false if the shard
+   * already holds it). Consumers on this node are cancelled with a notification (their state
+   * was on the old leader; clients re-consume, as with RabbitMQ's queue failover). Deliveries
+   * already made stay tied to where they came from, so their acks go there.
+   */
+  moveQueue(q: QueueMeta, to: { node: string; peer: string } | { shardIndex: number }, createOnShard = true): void {
+    let next: QueueLink;
+    if ('shardIndex' in to) {
+      const shard = this.shards[to.shardIndex];
+      if (shard === undefined) throw new Error(`no shard ${to.shardIndex} on this node (${this.shards.length} shard(s))`);
+      next = shard;
+    } else next = this.remoteLink(to.node, to.peer);
+    if (next === q.shard) return;
+    for (const c of [...q.consumers]) this.removeConsumer(c, true);
+    q.shard.queueCount--;
+    q.shard = next;
+    next.queueCount++;
+    if (next.remoteNode === undefined && createOnShard) {
+      (next as ShardLink).createQueue(q.config);
+      this.noteShardWrite(next, undefined);
+    }
+    if (q.durable) void this.definitionsChanged();
+    this.log.info(`${queueLabel(q.vhost, q.name)} now led by ${next.remoteNode === undefined ? 'this node' : `node ${next.remoteNode}`}`);
+  }
+
+  /**
+   * This node stops leading a replicated queue: the shard drops it without logging anything
+   * (its pending confirms are nacked, later publishes to it too) and its consumers here are
+   * cancelled with a notification. The meta stays until the new leader is known (moveQueue).
+   */
+  dropOnShard(q: QueueMeta): void {
+    if (q.shard.remoteNode !== undefined) return;
+    for (const c of [...q.consumers]) this.removeConsumer(c, true);
+    const shard = q.shard as ShardLink;
+    shard.dropQueue(q.queueId);
+    this.noteShardWrite(shard, undefined);
+  }
+
+  queueLabelOf(queueId: number): string {
+    const q = this.queuesById.get(queueId);
+    return q === undefined ? `queue with id ${queueId}` : queueLabel(q.vhost, q.name);
+  }
+
+  /** A peer link closed: deliveries it made are settled by nobody now (the leader requeued them). */
+  retireUnacked(link: QueueLink): void {
+    const retired = new RetiredLink(link.remoteNode ?? link.label);
+    for (const conn of this.connections) for (const ch of conn.channels.values()) ch.retireUnacked(link, retired);
+  }
+
+  /** Node shutdown: every outgoing peer link closes (what was forwarded fails) and none is dialled again. */
+  closeRemoteLinks(): void {
+    for (const link of this.remoteLinks.values()) link.close();
+  }
+
   /** groups routed queue names by owning shard (the map and arrays are reused per call: consume before the next). */
-  private readonly byShard = new Map<ShardLink, number[]>();
-  groupByShard(vhost: VHost, names: readonly string[]): Map<ShardLink, number[]> {
+  private readonly byShard = new Map<QueueLink, number[]>();
+  groupByShard(vhost: VHost, names: readonly string[]): Map<QueueLink, number[]> {
     const m = this.byShard;
     m.clear();
     for (const name of names) {
@@ -373,14 +540,19 @@ export class Broker {
 
   // ---- consumers ----------------------------------------------------------------
 
-  addConsumer(ch: Channel, q: QueueMeta, tag: string, tagShortstr: Buffer, noAck: boolean, exclusive: boolean, priority: number): void {
+  addConsumer(ch: ConsumerChannel, q: QueueMeta, tag: string, tagShortstr: Buffer, noAck: boolean, exclusive: boolean, priority: number): ConsumerRef {
     const c: ConsumerRef = { id: this.nextConsumerId++, tag, tagShortstr, channel: ch, queue: q, noAck, exclusive };
     ch.consumers.set(tag, c);
     q.consumers.add(c);
     q.hadConsumer = true;
     this.consumersById.set(c.id, c);
-    q.shard.consume(c.id, q.queueId, ch.key, ch.prefetchCount, noAck, priority, tagShortstr);
+    // The global prefetch's credit table is shared memory of this node and cannot count what a
+    // remote leader delivers: a remote consumer gets the channel's per-consumer prefetch, or,
+    // with only a global one set, that limit for itself (never more than the channel allows).
+    const prefetch = q.shard.remoteNode === undefined || ch.prefetchCount !== 0 ? ch.prefetchCount : ch.globalPrefetch;
+    q.shard.consume(c.id, q.queueId, ch.key, prefetch, noAck, priority, tagShortstr, exclusive);
     this.noteShardWrite(q.shard, undefined);
+    return c;
   }
 
   /** Cancels a consumer; notify = tell the client with a server-sent basic.cancel (queue deleted). */
@@ -391,11 +563,10 @@ export class Broker {
     c.queue.consumers.delete(c);
     c.queue.shard.cancel(c.id);
     this.noteShardWrite(c.queue.shard, undefined);
-    if (notify && ch.state === 'open' && ch.conn.capabilities.consumerCancelNotify) {
-      ch.conn.sendMethod(ch.id, { id: Method.BasicCancel, args: { consumerTag: c.tag, nowait: true } });
-    }
+    if (notify && ch.state === 'open') ch.consumerCancelledByServer(c);
     const q = c.queue;
-    if (q.autoDelete && q.hadConsumer && q.consumers.size === 0 && !q.deleted) {
+    // A remote queue's leader sees every node's consumers and decides auto-delete there.
+    if (q.autoDelete && q.hadConsumer && q.consumers.size === 0 && !q.deleted && q.shard.remoteNode === undefined) {
       void this.deleteQueue(q, 'auto-deleted (last consumer gone)');
     }
   }
@@ -413,8 +584,7 @@ export class Broker {
 
   connectionClosed(conn: Connection): void {
     this.connections.delete(conn);
-    this.pausedByRing.delete(conn);
-    this.pausedByFlow.delete(conn);
+    this.forgetPublisher(conn);
     this.dirtyConns.delete(conn);
     for (const q of [...this.queuesById.values()]) {
       if (q.owner === conn) void this.deleteQueue(q, 'deleted (exclusive owner closed)');
@@ -423,7 +593,13 @@ export class Broker {
 
   // ---- what the shards say ------------------------------------------------------
 
-  onShardRecord(shard: ShardLink, kind: number, body: Buffer): void {
+  /** A publisher went away: it is no longer paused or resumed. */
+  forgetPublisher(p: Publisher): void {
+    this.pausedByRing.delete(p);
+    this.pausedByFlow.delete(p);
+  }
+
+  onShardRecord(shard: QueueLink, kind: number, body: Buffer): void {
     if (kind === FromShard.deliver) {
       const consumerId = body.readUInt32LE(0);
       const queueId = body.readUInt32LE(4);
@@ -462,7 +638,7 @@ export class Broker {
         this.blockedReason = reason;
         for (const c of this.connections) c.setBlocked(reason);
       } else if (this.blockedReason !== undefined) {
-        this.log.info(`shard ${shard.index} log writable again: unblocking publishers`);
+        this.log.info(`${shard.label} log writable again: unblocking publishers`);
         this.blockedReason = undefined;
         for (const c of this.connections) c.setUnblocked();
       }
@@ -479,7 +655,7 @@ export class Broker {
       if (c !== undefined) this.removeConsumer(c, true);
       return;
     }
-    if (!shard.onReply(kind, body)) this.log.error(`shard ${shard.index}: unexpected record kind ${kind}`);
+    if (!shard.onReply(kind, body)) this.log.error(`${shard.label}: unexpected record kind ${kind}`);
   }
 
   /** A dead-lettered message: route it from its DLX like a new publish (without confirms), dropping cycles. */

@@ -12,7 +12,7 @@ import type { AmqpMethod } from '../amqp/spec.generated.js';
 import { PublishFlag } from '../ring/shard-records.js';
 import type { Connection } from './connection.js';
 import type { ConsumerRef, QueueMeta } from './queue-meta.js';
-import type { ShardLink } from './shard-link.js';
+import type { QueueLink } from './queue-link.js';
 import { methodHandlers } from './methods/index.js';
 import { senderSelected } from './sender-selected.js';
 import { recordUs } from '../metrics/latency.js';
@@ -36,7 +36,8 @@ interface Assembly {
 
 export interface UnackedRef {
   readonly tag: number;
-  readonly shard: ShardLink;
+  /** Where the delivery came from, which is where its ack goes. */
+  readonly shard: QueueLink;
   readonly queueId: number;
   readonly msgId: number;
 }
@@ -397,7 +398,7 @@ export class Channel {
   // ---- deliveries -------------------------------------------------------------
 
   /** Writes basic.deliver + header + body for a message a shard handed to one of our consumers. */
-  deliver(c: ConsumerRef, shard: ShardLink, queueId: number, msgId: number, redelivered: boolean, payload: Buffer): void {
+  deliver(c: ConsumerRef, shard: QueueLink, queueId: number, msgId: number, redelivered: boolean, payload: Buffer): void {
     const tag = this.nextDeliveryTag++;
     if (!c.noAck) this.unacked.set(tag, { tag, shard, queueId, msgId });
     const exRkEnd = 2 + (payload[0] ?? 0) + (payload[1 + (payload[0] ?? 0)] ?? 0);
@@ -405,7 +406,7 @@ export class Channel {
     this.writeContent(payload, exRkEnd);
   }
 
-  deliverGetOk(shard: ShardLink, queueId: number, msgId: number, redelivered: boolean, messageCount: number, noAck: boolean, payload: Buffer): void {
+  deliverGetOk(shard: QueueLink, queueId: number, msgId: number, redelivered: boolean, messageCount: number, noAck: boolean, payload: Buffer): void {
     const tag = this.nextDeliveryTag++;
     if (!noAck) this.unacked.set(tag, { tag, shard, queueId, msgId });
     const exRkEnd = 2 + (payload[0] ?? 0) + (payload[1 + (payload[0] ?? 0)] ?? 0);
@@ -453,7 +454,7 @@ export class Channel {
   /** Sends acks or nacks to the shards, one record per queue. */
   settle(refs: UnackedRef[], how: 'ack' | 'requeue' | 'reject'): void {
     if (refs.length === 0) return;
-    const byQueue = new Map<number, { shard: ShardLink; ids: number[] }>();
+    const byQueue = new Map<number, { shard: QueueLink; ids: number[] }>();
     for (const r of refs) {
       let g = byQueue.get(r.queueId);
       if (g === undefined) {
@@ -496,6 +497,22 @@ export class Channel {
       shard.channelFlow(this.key, active);
       this.broker.noteShardWrite(shard, undefined);
     }
+    for (const link of this.broker.remoteLinks.values()) {
+      link.channelFlow(this.key, active);
+      this.broker.noteShardWrite(link, undefined);
+    }
+  }
+
+  /** The queue cancelled one of our consumers (deleted, or its node went away): basic.cancel, if the client takes it. */
+  consumerCancelledByServer(c: ConsumerRef): void {
+    if (this.state !== 'open' || !this.conn.capabilities.consumerCancelNotify) return;
+    this.conn.sendMethod(this.id, { id: Method.BasicCancel, args: { consumerTag: c.tag, nowait: true } });
+  }
+
+  /** A peer link closed: deliveries it made must not be acked to a later link (see RetiredLink). */
+  retireUnacked(link: QueueLink, retired: QueueLink): void {
+    for (const [tag, u] of this.unacked) if (u.shard === link) this.unacked.set(tag, { ...u, shard: retired });
+    for (const s of this.txSettles) s.refs = s.refs.map((u) => (u.shard === link ? { ...u, shard: retired } : u));
   }
 
   // ---- close ------------------------------------------------------------------

@@ -75,6 +75,8 @@ export function exportDefinitions(broker: Broker, withPlacement: boolean): Defin
     for (const p of broker.policies.list(v.name)) d.policies?.push(p);
     for (const q of v.queues.values()) {
       if (!q.durable || q.exclusive) continue;
+      // The node's own file holds the queues whose logs it has; a queue led by another node comes back from the cluster.
+      if (withPlacement && q.shard.remoteNode !== undefined) continue;
       const type = q.arguments['x-queue-type'];
       d.queues?.push({
         name: q.name,

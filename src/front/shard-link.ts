@@ -9,6 +9,7 @@ import { RecordReader, RecordWriter } from '../ring/record-buffer.js';
 import { FromShard, ToShard } from '../ring/shard-records.js';
 import type { QueueConfig } from '../shard/queue-config.js';
 import type { LatencyExport } from '../metrics/latency.js';
+import type { QueueLink } from './queue-link.js';
 
 export interface GetOkReply {
   queueId: number;
@@ -37,7 +38,9 @@ type Pending =
   | { kind: 'stats'; resolve: (v: QueueStatsEntry[]) => void }
   | { kind: 'latency'; resolve: (v: LatencyExport[]) => void };
 
-export class ShardLink {
+export class ShardLink implements QueueLink {
+  readonly remoteNode = undefined;
+  readonly label: string;
   private readonly w = new RecordWriter();
   private readonly pending = new Map<number, Pending>();
   private nextReqId = 1;
@@ -48,7 +51,25 @@ export class ShardLink {
     readonly index: number,
     readonly out: RingWriter,
     private readonly flow: Int32Array = new Int32Array(1),
-  ) {}
+  ) {
+    this.label = `shard ${index}`;
+  }
+
+  get pendingBytes(): number {
+    return this.out.pendingBytes;
+  }
+
+  get onDrain(): () => void {
+    return this.out.onDrain ?? (() => {});
+  }
+
+  set onDrain(f: () => void) {
+    this.out.onDrain = f;
+  }
+
+  flush(): void {
+    this.out.flush();
+  }
 
   /** The shard asks publishers to slow down: a consumed queue's backlog is past its watermark. */
   get congested(): boolean {
@@ -195,6 +216,12 @@ export class ShardLink {
   channelKick(channelKey: number): void {
     this.w.reset().u32(channelKey);
     this.send(ToShard.channelKick);
+  }
+
+  /** The queue leaves the shard with nothing logged (this node stopped leading it). */
+  dropQueue(queueId: number): void {
+    this.w.reset().u32(queueId);
+    this.send(ToShard.queueDrop);
   }
 
   recoveryDone(): void {

@@ -72,6 +72,8 @@ export class Shard implements QueueHost {
   readonly pager: Pager | undefined;
   /** Replicated queues this node leads (cluster mode only). */
   readonly replicated: ReplicatedQueues | undefined;
+  /** Queues dropped because this node stopped leading them: a publish still routed here is refused, never confirmed. */
+  private readonly deposed = new Set<number>();
 
   constructor(
     readonly index: number,
@@ -296,6 +298,7 @@ export class Shard implements QueueHost {
     assert.ok(!this.queues.has(config.queueId), `queue id ${config.queueId} already on shard ${this.index}`);
     const q = new Queue(config, this);
     this.queues.set(config.queueId, q);
+    this.deposed.delete(config.queueId);
     if (config.replicated !== undefined) {
       assert.ok(this.replicated !== undefined, `queue ${config.name} is replicated, but shard ${this.index} has no replicator`);
       this.replicated.open(config.queueId, config.replicated.nextOffset);
@@ -349,6 +352,7 @@ export class Shard implements QueueHost {
     const q = this.queues.get(r.u32());
     if (q === undefined) return;
     this.replicated?.forget(q.id);
+    this.deposed.add(q.id);
     for (const c of q.consumers) this.dropConsumer(c);
     q.destroy();
     this.queues.delete(q.id);
@@ -421,8 +425,12 @@ export class Shard implements QueueHost {
     let durableOffset = -1;
     let waiting: { gate: ConfirmGate | undefined }[] | undefined;
     for (let i = 0; i < queueCount; i++) {
-      const q = this.queues.get(r.buf.readUInt32LE(idsAt + 4 * i));
-      if (q === undefined) continue;
+      const queueId = r.buf.readUInt32LE(idsAt + 4 * i);
+      const q = this.queues.get(queueId);
+      if (q === undefined) {
+        if (this.deposed.has(queueId)) ok = false;
+        continue;
+      }
       const ttl = messageTtlMs(expiration, q.config.messageTtlMs);
       if (this.replicated?.has(q.id) === true) {
         // Every message of a replicated queue is logged (as in RabbitMQ's quorum queues) and

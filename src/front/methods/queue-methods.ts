@@ -91,14 +91,8 @@ export function registerQueueMethods(t: HandlerTable): void {
           ch.broker.authorize(ch.conn, 'write', 'exchange', dlx.value);
         }
         checkReplicatedQueueFlags(a.arguments, a.durable, a.exclusive, a.autoDelete, vhost.name, name);
-        const q = ch.broker.createQueue(vhost, {
-          name,
-          durable: a.durable,
-          exclusive: a.exclusive,
-          autoDelete: a.autoDelete,
-          arguments: a.arguments,
-          owner: a.exclusive ? ch.conn : undefined,
-        });
+        const nq = { name, durable: a.durable, exclusive: a.exclusive, autoDelete: a.autoDelete, arguments: a.arguments, owner: a.exclusive ? ch.conn : undefined };
+        const q = ch.broker.cluster === undefined ? ch.broker.createQueue(vhost, nq) : await ch.broker.cluster.declareQueue(vhost, nq);
         // A durable queue's definition is on disk before the client can confirm messages into it.
         if (q.durable) await ch.broker.definitionsChanged();
         ch.lastDeclaredQueue = q.name;
@@ -108,10 +102,12 @@ export function registerQueueMethods(t: HandlerTable): void {
     }
     const q = vhost.queues.get(name);
     if (q === undefined) throw noQueue(vhost.name, name);
-    const [messageCount] = await q.shard.statQueue(q.queueId);
+    const [messageCount, leaderConsumers] = await q.shard.statQueue(q.queueId);
     ch.lastDeclaredQueue = name;
+    // A queue led by another node has consumers on every node: its leader counts them all.
+    const consumerCount = q.shard.remoteNode === undefined ? q.consumers.size : leaderConsumers;
     if (!a.nowait) {
-      ch.conn.sendMethod(ch.id, { id: Method.QueueDeclareOk, args: { queue: name, messageCount, consumerCount: q.consumers.size } });
+      ch.conn.sendMethod(ch.id, { id: Method.QueueDeclareOk, args: { queue: name, messageCount, consumerCount } });
     }
   });
 
