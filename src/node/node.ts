@@ -23,6 +23,10 @@ import { startAdminSocket } from '../mgmt/admin-socket.js';
 import { startManagement } from '../mgmt/management.js';
 import type { NodeConfig } from './config.js';
 import { createLogger, type Logger } from './logger.js';
+import { resolveClusterSecret } from './cluster-secret.js';
+import { ClusterMember } from './cluster-member.js';
+import { startPeerListener } from '../front/peer-session.js';
+import { startReplicatorWorker, type ShardReplicatorRings } from '../replication/worker-client.js';
 
 export interface RunningNode {
   readonly broker: Broker;
@@ -47,6 +51,7 @@ async function startShard(
   index: number,
   config: NodeConfig,
   log: Logger,
+  replicatorRings: ShardReplicatorRings | undefined,
 ): Promise<{ worker: Worker; toShard: SharedArrayBuffer; fromShard: SharedArrayBuffer; flow: SharedArrayBuffer }> {
   const flow = new SharedArrayBuffer(4);
   const credit = creditTable;
@@ -63,6 +68,7 @@ async function startShard(
     queueMemoryBytes: Math.floor((config.queueMemoryMb * 1024 * 1024) / config.shards),
     flow,
     credit,
+    ...(replicatorRings === undefined ? {} : { toReplicator: replicatorRings.toReplicator, fromReplicator: replicatorRings.fromReplicator }),
   };
   const worker = new Worker(new URL('../shard/worker.js', import.meta.url), { workerData: data, name: `shard-${index}` });
   return new Promise((resolve, reject) => {
@@ -86,7 +92,25 @@ async function startShard(
 
 export async function startNode(config: NodeConfig, log: Logger = createLogger(config.logLevel)): Promise<RunningNode> {
   mkdirSync(config.dataDir, { recursive: true });
-  const started = await Promise.all(Array.from({ length: config.shards }, (_, i) => startShard(i, config, log)));
+  // Cluster mode: a replicator worker with a ring pair to each shard (ARCHITECTURE.md §1).
+  const secret = config.cluster ? resolveClusterSecret(config.clusterSecret, config.dataDir) : '';
+  const replicatorRings = config.cluster ? Array.from({ length: config.shards }, () => ({ toReplicator: createRingBuffer(config.ringBytes), fromReplicator: createRingBuffer(config.ringBytes) })) : undefined;
+  const bindHost = config.bindHost === '' ? config.host : config.bindHost;
+  const replicator =
+    replicatorRings === undefined
+      ? undefined
+      : await startReplicatorWorker({
+          nodeName: config.nodeName,
+          dataDir: config.dataDir,
+          secret,
+          fsync: parseFsyncPolicy(config.fsync),
+          segmentBytes: config.segmentBytes,
+          bindHost,
+          replPort: config.replPort,
+          rings: replicatorRings,
+          log,
+        });
+  const started = await Promise.all(Array.from({ length: config.shards }, (_, i) => startShard(i, config, log, replicatorRings?.[i])));
   const links = started.map((s, i) => new ShardLink(i, new RingWriter(s.toShard, `front→shard${i}`), new Int32Array(s.flow)));
   const broker = new Broker(
     {
@@ -103,17 +127,20 @@ export async function startNode(config: NodeConfig, log: Logger = createLogger(c
     new Int32Array(creditTable),
   );
   // Durable definitions come back first (queues re-created on their shards, which hand
-  // them the messages their logs recovered); a fresh node gets vhost '/' and guest.
-  const definitions = new DefinitionsFile(config.dataDir, broker, log);
-  if (!(await definitions.load())) {
+  // them the messages their logs recovered); a fresh node gets vhost '/' and guest. A
+  // cluster member takes its definitions and queues from etcd instead (below).
+  const definitions = config.cluster ? undefined : new DefinitionsFile(config.dataDir, broker, log);
+  if (!((await definitions?.load()) ?? false)) {
     broker.addVhost('/');
     broker.users.add('guest', 'guest', ['administrator']);
     broker.users.setPermissions('guest', '/', { configure: '.*', write: '.*', read: '.*' });
   }
-  for (const link of links) link.recoveryDone();
-  broker.flushAll();
-  broker.onDefinitionsChanged = () => definitions.save();
-  await definitions.save();
+  if (definitions !== undefined) {
+    for (const link of links) link.recoveryDone();
+    broker.flushAll();
+    broker.onDefinitionsChanged = () => definitions.save();
+    await definitions.save();
+  }
 
   const threads: ShardThread[] = started.map((s, i) => {
     const link = links[i] as ShardLink;
@@ -132,6 +159,12 @@ export async function startNode(config: NodeConfig, log: Logger = createLogger(c
     return { worker: s.worker, reader, link };
   });
 
+  let member: ClusterMember | undefined;
+  let peer: { port: number; close(): Promise<void> } | undefined;
+  if (replicator !== undefined) {
+    peer = await startPeerListener(broker, { host: bindHost, port: config.peerPort, secret, nodeName: config.nodeName, log });
+  }
+
   const server: Server = createServer((socket) => {
     const conn = new Connection(broker, socketTransport(socket));
     broker.connections.add(conn);
@@ -142,6 +175,26 @@ export async function startNode(config: NodeConfig, log: Logger = createLogger(c
   const addr = server.address();
   const port = typeof addr === 'object' && addr !== null ? addr.port : config.port;
   const url = `amqp://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  if (replicator !== undefined && peer !== undefined) {
+    const advertise = config.advertiseHost !== '' ? config.advertiseHost : bindHost;
+    const hostPort = (p: number): string => `${advertise.includes(':') ? `[${advertise}]` : advertise}:${p}`;
+    member = new ClusterMember({
+      broker,
+      replicator,
+      log,
+      etcd: config.etcd,
+      clusterName: config.clusterName,
+      nodeName: config.nodeName,
+      leaseMs: config.leaseMs,
+      advertised: { amqp: hostPort(port), peer: hostPort(peer.port), repl: hostPort(replicator.port) },
+      shards: config.shards,
+    });
+    broker.cluster = member;
+    await member.start();
+    // Every queue this node holds is placed now: what the shard logs hold for others can go.
+    for (const link of links) link.recoveryDone();
+    broker.flushAll();
+  }
   const mgmt = await startManagement(
     broker,
     { host: config.mgmtHost, mgmtPort: config.mgmtPort, prometheusPort: config.prometheusPort, wsPort: config.wsPort, dataDir: config.dataDir, amqp: { host: config.host, port }, rings: threads.map((t) => t.reader) },
@@ -154,6 +207,9 @@ export async function startNode(config: NodeConfig, log: Logger = createLogger(c
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       log.info('stopping: closing connections');
+      // Leave the cluster first: the lease is revoked, so the others fail over at once.
+      await member?.stop();
+      await peer?.close();
       server.close();
       mgmt.close();
       await admin.close();
@@ -173,6 +229,7 @@ export async function startNode(config: NodeConfig, log: Logger = createLogger(c
         }),
       );
       for (const c of [...broker.connections]) c.transport.destroy();
+      await replicator?.close();
       log.info('stopped');
     })();
     return stopping;
