@@ -5,6 +5,7 @@
  * backpressure when a shard's ring fills up.
  */
 import { isIP } from 'node:net';
+import type { ClusterQueueView, ClusterStatusView } from '../cluster/cluster-view.js';
 import { AmqpError } from '../amqp/errors.js';
 import { peekHeaders } from '../amqp/content-header.js';
 import type { FieldTable } from '../amqp/field-table.js';
@@ -43,6 +44,14 @@ export interface ClusterQueues {
   declareQueue(vhost: VHost, nq: NewQueue): Promise<QueueMeta>;
   /** A queue was deleted through this node: the cluster forgets it everywhere. */
   queueDeleted(q: QueueMeta): Promise<void>;
+  readonly nodeName: string;
+  status(): Promise<ClusterStatusView>;
+  /** Every queue's placement as this node last applied it. */
+  queues(): ClusterQueueView[];
+  /** forget_cluster_node: the node is removed and may not join again until unforget. */
+  forget(node: string): Promise<void>;
+  /** join_cluster for a forgotten node: it may join again. */
+  unforget(node: string): Promise<void>;
 }
 
 export interface NewQueue {

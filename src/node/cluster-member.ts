@@ -28,6 +28,8 @@ import { PlacementStore, chooseMembers, nodeLoad, type PlacedQueue, type Placeme
 import { ReplicaPoll } from '../cluster/replica-poll.js';
 import type { FollowRequest, LeadRequest, PlacementUpdate, ReplicaMember, ReplicaStatus } from '../replication/types.js';
 import type { Logger } from './logger.js';
+import type { ClusterQueueView, ClusterStatusView } from '../cluster/cluster-view.js';
+import type { ClusterQueues } from '../front/broker.js';
 import { applyClusterDefinitions, withoutQueues } from './cluster-definitions.js';
 
 /** What the member needs of the replicator worker (replication/worker-client.ts). */
@@ -70,17 +72,7 @@ function queueKey(vhost: string, name: string): string {
   return `${vhost}\u0000${name}`;
 }
 
-export interface ClusterQueueView {
-  vhost: string;
-  name: string;
-  type: string;
-  leader: string;
-  members: string[];
-  isr: string[];
-  epoch: number;
-}
-
-export class ClusterMember {
+export class ClusterMember implements ClusterQueues {
   readonly plane: ControlPlane;
   private readonly defs: DefinitionsSync;
   private readonly placements: PlacementStore;
@@ -426,7 +418,7 @@ export class ClusterMember {
     return [...this.known.values()].map((k) => ({ vhost: k.vhost, name: k.name, type: k.placement.type, leader: k.placement.leader, members: k.placement.members, isr: k.placement.isr, epoch: k.placement.epoch }));
   }
 
-  async status(): Promise<{ cluster: string; node: string; controller: string | undefined; members: MemberInfo[]; forgotten: string[]; replicas: ReplicaStatus[] }> {
+  async status(): Promise<ClusterStatusView> {
     return {
       cluster: this.o.clusterName,
       node: this.o.nodeName,
@@ -441,6 +433,10 @@ export class ClusterMember {
     if (node === this.o.nodeName) throw new Error('a node cannot forget itself; run forget_cluster_node on another member');
     await this.plane.forget(node);
     this.controller.suspect(node);
+  }
+
+  async unforget(node: string): Promise<void> {
+    await this.plane.unforget(node);
   }
 
   async stop(): Promise<void> {

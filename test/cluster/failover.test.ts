@@ -1,0 +1,178 @@
+/**
+ * Failover of a quorum queue under load: a producer with confirms and a consumer with manual
+ * acks, both on nodes that do not lead the queue, while the harness SIGKILLs the leader at a
+ * random moment. After the controller elects a new leader, every confirmed message is
+ * consumed at least once, and a message delivered again carries redelivered=true. The killed
+ * node is started again and catches up before the next round kills the next leader.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import amqp from 'amqplib';
+import { startCluster, type TestCluster } from '../helpers/cluster.js';
+import { waitFor } from '../helpers/broker.js';
+
+const rounds = 3;
+const messagesPerRound = 400;
+const inFlightMax = 50;
+const roundDeadlineMs = 40_000;
+
+/** The node leading the queue at the highest epoch its logs mention. */
+function leaderOf(cluster: TestCluster, queue: string): { node: string; epoch: number } | undefined {
+  let best: { node: string; epoch: number } | undefined;
+  const re = new RegExp(`cluster: leading ${queue} at epoch (\\d+)`, 'g');
+  for (const n of cluster.nodes) {
+    if (n.broker.process.exitCode !== null || n.broker.process.signalCode !== null) continue;
+    for (const m of n.broker.log().matchAll(re)) {
+      const epoch = Number(m[1]);
+      if (best === undefined || epoch > best.epoch) best = { node: n.name, epoch };
+    }
+  }
+  return best;
+}
+
+interface Delivery {
+  key: string;
+  redelivered: boolean;
+}
+
+let cluster: TestCluster;
+before(async () => {
+  cluster = await startCluster({ nodes: 3 });
+});
+after(async () => {
+  await cluster?.stop();
+});
+
+/** On failure, the nodes' logs say what the cluster did. */
+async function withLogs(cluster: TestCluster, body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (e) {
+    for (const n of cluster.nodes) process.stderr.write(`----- ${n.name} -----\n${n.broker.log().split('\n').slice(-60).join('\n')}\n`);
+    throw e;
+  }
+}
+
+test('quorum queue: SIGKILL of the leader under load loses no confirmed message', () => withLogs(cluster, async () => {
+  const queue = 'failover-q';
+  {
+    const c = await amqp.connect(cluster.node('n1').url());
+    const ch = await c.createChannel();
+    await ch.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+    await c.close();
+  }
+  const confirmed = new Set<string>();
+  const deliveries: Delivery[] = [];
+  let nextId = 0;
+
+  for (let round = 0; round < rounds; round++) {
+    const leader = await waitFor(() => leaderOf(cluster, queue), 'a leader for the queue', 15_000);
+    const others = cluster.nodes.filter((n) => n.name !== leader.node).map((n) => n.name);
+    const [pubNode, subNode] = [others[0] as string, others[1] as string];
+    const killAfter = 20 + Math.floor(Math.random() * (messagesPerRound - 40));
+    const roundEnd = nextId + messagesPerRound;
+
+    const pubConn = await amqp.connect(cluster.node(pubNode).url());
+    const subConn = await amqp.connect(cluster.node(subNode).url());
+    pubConn.on('error', () => {});
+    subConn.on('error', () => {});
+
+    // Consumer: re-consumes whenever it is cancelled (its queue's leader went away).
+    let consuming = false;
+    let stopConsuming = false;
+    const consumeLoop = async (): Promise<void> => {
+      while (!stopConsuming) {
+        if (!consuming) {
+          try {
+            const ch = await subConn.createChannel();
+            ch.on('error', () => {});
+            await ch.prefetch(20);
+            consuming = true;
+            ch.on('close', () => (consuming = false));
+            await ch.consume(queue, (m) => {
+              if (m === null) {
+                consuming = false; // cancelled by the broker: the leader is gone
+                void ch.close().catch(() => {});
+                return;
+              }
+              deliveries.push({ key: m.content.toString(), redelivered: m.fields.redelivered });
+              ch.ack(m);
+            });
+          } catch {
+            consuming = false;
+          }
+        }
+        await new Promise((r) => setTimeout(r, 20)); // re-check (bounded by the round's deadline)
+      }
+    };
+    const consumer = consumeLoop();
+
+    // Producer: each message id is published (again, as a new attempt) until one attempt is confirmed.
+    let pubCh = await pubConn.createConfirmChannel();
+    pubCh.on('error', () => {});
+    const pending = new Map<string, number>();
+    const attempts = new Map<number, number>();
+    const todo: number[] = [];
+    for (let i = nextId; i < roundEnd; i++) todo.push(i);
+    let confirmedThisRound = 0;
+    let killed = false;
+    const started = Date.now();
+    while (confirmedThisRound < messagesPerRound) {
+      assert.ok(Date.now() - started < roundDeadlineMs, `round ${round}: only ${confirmedThisRound} of ${messagesPerRound} confirmed`);
+      if (!killed && confirmedThisRound >= killAfter) {
+        killed = true;
+        await cluster.kill(leader.node);
+      }
+      while (pending.size < inFlightMax && todo.length > 0) {
+        const id = todo.shift() as number;
+        const attempt = (attempts.get(id) ?? 0) + 1;
+        attempts.set(id, attempt);
+        const key = `${id}:${attempt}`;
+        pending.set(key, id);
+        try {
+          pubCh.sendToQueue(queue, Buffer.from(key), { persistent: true }, (err) => {
+            pending.delete(key);
+            if (err === null || err === undefined) {
+              if (!confirmed.has(String(id))) confirmedThisRound++;
+              confirmed.add(String(id));
+            } else todo.push(id);
+          });
+        } catch {
+          pending.delete(key);
+          todo.push(id);
+        }
+      }
+      await new Promise((r) => setTimeout(r, 5));
+      if ((pubCh as unknown as { connection?: unknown }).connection === null) {
+        pubCh = await pubConn.createConfirmChannel();
+        pubCh.on('error', () => {});
+      }
+    }
+    nextId = roundEnd;
+    // Every confirmed message of this round reaches the consumer.
+    await waitFor(
+      () => {
+        const seen = new Set(deliveries.map((d) => d.key.split(':')[0]));
+        for (const id of confirmed) if (!seen.has(id)) return false;
+        return true;
+      },
+      `every confirmed message consumed after round ${round}`,
+      roundDeadlineMs,
+    );
+    stopConsuming = true;
+    await consumer;
+    await pubConn.close().catch(() => {});
+    await subConn.close().catch(() => {});
+    // The killed node comes back (and catches up) before the next round.
+    await cluster.restart(leader.node);
+  }
+
+  // A publish attempt delivered more than once is a redelivery, and says so.
+  const seenKeys = new Set<string>();
+  for (const d of deliveries) {
+    if (seenKeys.has(d.key)) assert.equal(d.redelivered, true, `${d.key} delivered again without redelivered=true`);
+    seenKeys.add(d.key);
+  }
+  const seenIds = new Set(deliveries.map((d) => d.key.split(':')[0]));
+  for (const id of confirmed) assert.ok(seenIds.has(id), `confirmed message ${id} was lost`);
+}));
