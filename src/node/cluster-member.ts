@@ -26,6 +26,7 @@ import { Controller, chooseLeader, failoverPlacement, majority } from '../cluste
 import { DefinitionsSync } from '../cluster/definitions-sync.js';
 import { PlacementStore, chooseMembers, nodeLoad, type PlacedQueue, type Placement, type PlacementSpec, type QueueDecl } from '../cluster/placement.js';
 import { ReplicaPoll } from '../cluster/replica-poll.js';
+import { revokeIfDead } from '../cluster/death-evidence.js';
 import type { FollowRequest, LeadRequest, PlacementUpdate, ReplicaMember, ReplicaStatus } from '../replication/types.js';
 import type { Logger } from './logger.js';
 import type { ClusterQueueView, ClusterStatusView } from '../cluster/cluster-view.js';
@@ -94,6 +95,8 @@ export class ClusterMember implements ClusterQueues {
   /** `id@epoch` placements this node wrote naming itself leader (its own election). */
   private readonly elected = new Set<string>();
   private closers: { close(): Promise<void> }[] = [];
+  /** Peers being checked for death (one probe at a time each). */
+  private readonly probing = new Set<string>();
   private stopped = false;
 
   constructor(private readonly o: ClusterMemberOptions) {
@@ -149,13 +152,24 @@ export class ClusterMember implements ClusterQueues {
     };
 
     this.o.replicator.onIsrChange = (queueId, isr) => void this.proposeIsr(queueId, isr);
-    this.o.replicator.onPeerDown = (node) => this.controller.suspect(node);
+    this.o.replicator.onPeerDown = (node) => this.peerDown(node);
     for (const q of await this.placements.list()) this.schedule(q.vhost, q.name, q.placement);
     this.closers.push(await this.placements.watch((vhost, name, p) => this.schedule(vhost, name, p), { replay: true }));
     await Promise.all([...this.chains.values()]);
     await this.poll.start();
     this.controller.start();
     log.info(`cluster ${this.o.clusterName}: joined as ${this.o.nodeName} with ${this.members.size} member(s) up`);
+  }
+
+  /** A replication link to node closed: fail it over now if it is provably gone (death-evidence.ts). */
+  private peerDown(node: string): void {
+    this.controller.suspect(node);
+    const m = this.members.get(node);
+    if (m === undefined || this.stopped || this.probing.has(node)) return;
+    this.probing.add(node);
+    revokeIfDead(this.plane.ns, m, this.o.log)
+      .catch((e: unknown) => this.o.log.warn(`cluster: could not check whether ${node} is down: ${e instanceof Error ? e.message : String(e)}`))
+      .finally(() => this.probing.delete(node));
   }
 
   private noteMember(m: MemberInfo): void {

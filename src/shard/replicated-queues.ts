@@ -162,12 +162,18 @@ export class ReplicatedQueues {
     } else assert.fail(`unknown record kind ${kind} from the replicator`);
   }
 
+  /**
+   * Every imported message is marked redelivered, whatever its log says: the node that led the
+   * queue before may have delivered it after its last `delivered` record reached this log (it
+   * delivers at commit, and replicates that record a batch later). AMQP's redelivered means
+   * "may have been delivered", and a consumer must see it on every message it may have seen.
+   */
   private applyImport(r: RecordReader): void {
     const queueId = r.u32();
     r.f64(); // the record's offset: informative, imports are already committed
-    const redelivered = r.u8() === 1;
+    r.u8(); // the log's own delivered flag: a lower bound only (see above)
     const rec = r.buf.subarray(r.pos);
-    this.host.importMessage(queueId, rec.readDoubleLE(4), rec.readDoubleLE(12), redelivered, Buffer.from(rec.subarray(enqueueHeaderBytes)));
+    this.host.importMessage(queueId, rec.readDoubleLE(4), rec.readDoubleLE(12), true, Buffer.from(rec.subarray(enqueueHeaderBytes)));
   }
 
   private onCommit(queueId: number, offset: number): void {

@@ -121,6 +121,7 @@ test('quorum queue: SIGKILL of the leader under load loses no confirmed message'
       assert.ok(Date.now() - started < roundDeadlineMs, `round ${round}: only ${confirmedThisRound} of ${messagesPerRound} confirmed`);
       if (!killed && confirmedThisRound >= killAfter) {
         killed = true;
+        process.stderr.write(`round ${round}: killing ${leader.node} (epoch ${leader.epoch}, pid ${cluster.node(leader.node).broker.process.pid}) after ${confirmedThisRound} confirms; producer on ${pubNode}, consumer on ${subNode}\n`);
         await cluster.kill(leader.node);
       }
       while (pending.size < inFlightMax && todo.length > 0) {

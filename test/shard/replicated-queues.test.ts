@@ -110,12 +110,12 @@ test('acks and deliveries are logged as batched records; a commit past them move
   assert.equal(shard.queues.get(1)?.messageCount, 0);
 });
 
-test('imports that arrive before the queue is created are applied at its creation, with their redelivered flag', async () => {
+test('imports that arrive before the queue is created are applied at its creation, marked redelivered even where the log says undelivered', async () => {
   const { link, pump, fromReplicator } = rig();
   const w = new RecordWriter();
   const body = payload('old');
   const rec = Buffer.concat([encodeEnqueueHeader(Buffer.alloc(enqueueHeaderBytes), 3, 77, 0), body]);
-  fromReplicator(FromReplicator.import, Buffer.concat([w.reset().u32(3).f64(0).u8(1).view(), rec]));
+  fromReplicator(FromReplicator.import, Buffer.concat([w.reset().u32(3).f64(0).u8(0).view(), rec])); // the old leader may have delivered it anyway
   fromReplicator(FromReplicator.leadReady, w.reset().u32(3).f64(1).view());
   link.createQueue(config(3, 'imported', { nextOffset: 1 }));
   pump();
