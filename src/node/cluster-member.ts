@@ -412,7 +412,7 @@ export class ClusterMember implements ClusterQueues {
     if (q === undefined || q.placement.leader !== this.o.nodeName || this.led.get(queueId) !== q.placement.epoch) return;
     const p = q.placement;
     const ok = await this.placements.compareAndSet(q.vhost, q.name, p.epoch, { ...p, isr }, { expectedVersion: p.version });
-    if (ok) this.o.log.info(`cluster: ${label(q.vhost, q.name)} in-sync replicas now ${isr.join(', ')}`);
+    if (ok) this.o.log.info(`queue '${q.name}' in vhost '${q.vhost}': in-sync set now [${isr.join(', ')}] (epoch ${p.epoch})`);
   }
 
   /** The lease is gone: another node may be elected any moment, so this one stops leading now. */
