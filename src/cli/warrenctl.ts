@@ -16,6 +16,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { adminSocketName } from '../mgmt/admin-socket.js';
 import type { AdminReply, AdminRequest } from '../mgmt/admin-dispatch.js';
+import type { ClusterStatusDoc } from '../mgmt/cluster-ops.js';
+import { clusterStatusText } from '../mgmt/cluster-status-text.js';
 
 const exitUsage = 64;
 const exitDataErr = 65;
@@ -128,12 +130,17 @@ Commands:
   list_permissions [-p VHOST]       list_user_permissions USER
   set_policy [-p VHOST] NAME PATTERN DEFINITION [--priority N] [--apply-to queues|exchanges|all|...]
   clear_policy [-p VHOST] NAME      list_policies [-p VHOST]
-  list_queues [-p VHOST] [COLUMN...]   (default: name messages)
+  list_queues [-p VHOST] [COLUMN...]   (default: name messages; also type leader members online in_sync epoch ...)
   list_exchanges [-p VHOST] [COLUMN...]   list_bindings [-p VHOST] [COLUMN...]
   list_connections [COLUMN...]      list_consumers [-p VHOST] [COLUMN...]
   close_connection NAME EXPLANATION
   export_definitions FILE|-         import_definitions FILE|-
   hash_password PASSWORD            ping
+  cluster_status                    members (disk, running), the controller, forgotten nodes,
+                                    and this node's replicas with their watermarks
+  forget_cluster_node NODE          remove a stopped NODE from the cluster; it may not rejoin
+  join_cluster NODE                 let a forgotten NODE join again (run on any member; a node
+                                    joins by starting with --cluster --etcd URL)
   latency [--queue QUEUE]           the broker's HDR latency histograms (µs): publish→confirm,
                                     enqueue→deliver per queue, ring transit, fsync; with --queue,
                                     that queue's full percentile distribution (HdrHistogram format)
@@ -169,6 +176,8 @@ function banner(cmd: string, args: string[], o: Options): string | undefined {
     close_connection: `Closing connection ${first}, reason: ${args[1] ?? ''}...`,
     export_definitions: `Exporting definitions in JSON to a file at "${first}" ...`,
     import_definitions: `Importing definitions in JSON from a file at "${first}" ...`,
+    forget_cluster_node: `Removing node ${first} from the cluster`,
+    join_cluster: `Re-admitting node ${first} to the cluster`,
   };
   return banners[cmd];
 }
@@ -246,6 +255,16 @@ function readDefinitionsFile(file: string): unknown {
   }
 }
 
+/** rabbitmqctl's cluster_status: its banner names the node, so it follows the answer. */
+function printClusterStatus(doc: ClusterStatusDoc, o: Options, quiet: boolean): void {
+  if (o.formatter === 'json') {
+    process.stdout.write(`${JSON.stringify(doc)}\n`);
+    return;
+  }
+  if (!quiet) process.stdout.write(`Cluster status of node ${doc.node} ...\n`);
+  process.stdout.write(`${clusterStatusText(doc)}\n`);
+}
+
 async function main(): Promise<void> {
   let o: Options;
   try {
@@ -286,7 +305,9 @@ async function main(): Promise<void> {
     return fail(err instanceof Error ? err.message : String(err), typeof code === 'number' ? code : exitUnavailable);
   }
   if (!reply.ok) return fail(reply.error, reply.exitCode);
-  if (reply.columns !== undefined && reply.rows !== undefined) {
+  if (cmd === 'cluster_status') {
+    printClusterStatus(reply.result as ClusterStatusDoc, o, quiet);
+  } else if (reply.columns !== undefined && reply.rows !== undefined) {
     printRows(reply.columns, reply.rows, o);
   } else if (exportFile !== undefined) {
     const json = `${JSON.stringify(reply.result, null, 2)}\n`;

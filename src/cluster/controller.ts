@@ -39,7 +39,7 @@ export function majority(count: number): number {
 }
 
 function spec(p: PlacementSpec): PlacementSpec {
-  return { type: p.type, leader: p.leader, members: [...p.members], isr: [...p.isr], epoch: p.epoch, minInsync: p.minInsync, queue: p.queue };
+  return { type: p.type, leader: p.leader, members: [...p.members], isr: [...p.isr], epoch: p.epoch, minInsync: p.minInsync, ...(p.queue === undefined ? {} : { queue: p.queue }) };
 }
 
 /**

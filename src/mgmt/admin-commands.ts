@@ -16,18 +16,10 @@ import { compilePattern, PolicyError } from '../front/policies.js';
 import type { QueueMeta } from '../front/queue-meta.js';
 import type { QueueStatsEntry } from '../front/shard-link.js';
 import { UserError, hashPassword } from '../front/users.js';
+import { AdminError, ExitCode } from './admin-error.js';
+import { placementLookup, type PlacementLookup, type QueuePlacementFacts } from './cluster-ops.js';
 
-/** rabbitmqctl's exit codes (sysexits.h, as RabbitMQ.CLI.Core.ExitCodes uses them). */
-export const ExitCode = { ok: 0, usage: 64, dataErr: 65, noUser: 67, unavailable: 69, software: 70, config: 78 } as const;
-
-export class AdminError extends Error {
-  constructor(
-    message: string,
-    readonly exitCode: number = ExitCode.software,
-  ) {
-    super(message);
-  }
-}
+export { AdminError, ExitCode };
 
 export type Row = Record<string, unknown>;
 export interface Listing {
@@ -233,10 +225,17 @@ const queueColumns = [
   'name', 'vhost', 'durable', 'auto_delete', 'exclusive', 'arguments', 'policy', 'effective_policy_definition', 'messages',
   'messages_ready', 'messages_unacknowledged', 'message_bytes_ready', 'consumers', 'state', 'type',
   'exclusive_consumer_tag', 'single_active_consumer_tag', 'messages_published', 'messages_delivered', 'messages_acknowledged',
-  'messages_redelivered', 'shard',
+  'messages_redelivered', 'shard', 'leader', 'members', 'online', 'in_sync', 'epoch',
 ];
 
-/** Message counters of every queue, gathered from the shards that own them. */
+/** Columns a queue led by another node can only fill by asking its leader. */
+const leaderCountColumns = new Set(['messages', 'messages_ready', 'messages_unacknowledged', 'consumers']);
+/** Columns that need the cluster's placement of each queue. */
+const placementColumns = new Set(['leader', 'members', 'online', 'in_sync', 'epoch']);
+/** A listing waits this long for a leader's count of a queue led elsewhere; past it the cells are empty. */
+const leaderCountWaitMs = 2_000;
+
+/** Message counters of every queue this node's shards hold. */
 async function queueStats(b: Broker): Promise<Map<number, QueueStatsEntry>> {
   const all = await Promise.all(
     b.shards.map((s) => {
@@ -248,10 +247,50 @@ async function queueStats(b: Broker): Promise<Map<number, QueueStatsEntry>> {
   return new Map(all.flat().map((e) => [e.queueId, e]));
 }
 
-function queueRow(b: Broker, q: QueueMeta, s: QueueStatsEntry | undefined): Row {
+/** What a leader on another node says of one of its queues: ready messages and consumers on every node. */
+export interface LeaderCount {
+  ready: number;
+  consumers: number;
+}
+
+/**
+ * Counts of queues led by other nodes, from their leaders over the peer link (queue.declare's
+ * stat). That stat counts as use of the queue, so queues with an x-expires are not asked: a
+ * monitor polling any node would otherwise keep them from ever expiring. A leader that does
+ * not answer in time leaves its queues' counts unknown.
+ */
+export async function leaderCounts(b: Broker, queues: Iterable<QueueMeta>): Promise<Map<number, LeaderCount>> {
+  const out = new Map<number, LeaderCount>();
+  const asks: Promise<void>[] = [];
+  for (const q of queues) {
+    if (q.shard.remoteNode === undefined || q.config.expiresMs !== undefined) continue;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), leaderCountWaitMs);
+    });
+    const stat = q.shard.statQueue(q.queueId).catch(() => undefined);
+    b.noteShardWrite(q.shard, undefined);
+    asks.push(
+      Promise.race([stat, late]).then((r) => {
+        clearTimeout(timer);
+        if (r !== undefined) out.set(q.queueId, { ready: r[0], consumers: r[1] });
+      }),
+    );
+  }
+  await Promise.all(asks);
+  return out;
+}
+
+/** Counts as the row shows them: this node's shard's, the leader's, or unknown (null). */
+function counts(q: QueueMeta, s: QueueStatsEntry | undefined, remote: LeaderCount | undefined): { ready: number | null; unacked: number | null; consumers: number } {
+  if (q.shard.remoteNode === undefined) return { ready: s?.ready ?? 0, unacked: s?.unacked ?? 0, consumers: q.consumers.size };
+  // The leader's stat carries ready messages and consumers, not unacknowledged ones.
+  return { ready: remote?.ready ?? null, unacked: null, consumers: remote?.consumers ?? q.consumers.size };
+}
+
+function queueRow(b: Broker, q: QueueMeta, s: QueueStatsEntry | undefined, remote: LeaderCount | undefined, placement: QueuePlacementFacts | undefined): Row {
   const policy = b.policies.forQueue(q.vhost, q.name, queueType(q));
-  const ready = s?.ready ?? 0;
-  const unacked = s?.unacked ?? 0;
+  const { ready, unacked, consumers: consumerCount } = counts(q, s, remote);
   const consumers = [...q.consumers];
   return {
     name: q.name,
@@ -262,11 +301,11 @@ function queueRow(b: Broker, q: QueueMeta, s: QueueStatsEntry | undefined): Row 
     arguments: tableToJs(q.arguments),
     policy: policy?.name ?? '',
     effective_policy_definition: policy?.definition ?? {},
-    messages: ready + unacked,
+    messages: ready === null ? null : ready + (unacked ?? 0),
     messages_ready: ready,
     messages_unacknowledged: unacked,
-    message_bytes_ready: s?.readyBytes ?? 0,
-    consumers: q.consumers.size,
+    message_bytes_ready: q.shard.remoteNode === undefined ? (s?.readyBytes ?? 0) : null,
+    consumers: consumerCount,
     state: 'running',
     type: queueType(q),
     exclusive_consumer_tag: consumers.find((c) => c.exclusive)?.tag ?? '',
@@ -275,7 +314,13 @@ function queueRow(b: Broker, q: QueueMeta, s: QueueStatsEntry | undefined): Row 
     messages_delivered: s?.delivered ?? 0,
     messages_acknowledged: s?.acked ?? 0,
     messages_redelivered: s?.redelivered ?? 0,
-    shard: q.shard.index,
+    // A queue led by another node is on none of this node's shards.
+    shard: q.shard.remoteNode === undefined ? q.shard.index : null,
+    leader: placement?.leader ?? null,
+    members: placement?.members ?? null,
+    online: placement?.online ?? null,
+    in_sync: placement?.in_sync ?? null,
+    epoch: placement?.epoch ?? null,
   };
 }
 
@@ -284,11 +329,21 @@ function queueType(q: QueueMeta): string {
   return t?.type === 'S' ? t.value : 'classic';
 }
 
-export async function listQueues(b: Broker, vhost: string, columns: readonly string[] = ['name', 'messages']): Promise<Listing> {
+/**
+ * list_queues. placement: a lookup already made for this request (a listing over several
+ * vhosts reads the cluster's membership once); made here when a placement column is asked for.
+ */
+export async function listQueues(b: Broker, vhost: string, columns: readonly string[] = ['name', 'messages'], placement?: PlacementLookup): Promise<Listing> {
   const v = b.vhosts.get(vhost);
   if (v === undefined) throw noVhost(vhost);
-  const stats = await queueStats(b);
-  const rows = [...v.queues.values()].map((q) => queueRow(b, q, stats.get(q.queueId)));
+  const wants = (set: ReadonlySet<string>): boolean => columns.some((c) => set.has(c));
+  const queues = [...v.queues.values()];
+  const [stats, remote, lookup] = await Promise.all([
+    queueStats(b),
+    wants(leaderCountColumns) ? leaderCounts(b, queues) : new Map<number, LeaderCount>(),
+    placement ?? (wants(placementColumns) ? placementLookup(b) : undefined),
+  ]);
+  const rows = queues.map((q) => queueRow(b, q, stats.get(q.queueId), remote.get(q.queueId), lookup?.(q)));
   return project(queueColumns, columns, rows);
 }
 

@@ -11,6 +11,7 @@ import {
   type Listing,
 } from './admin-commands.js';
 import type { Broker } from '../front/broker.js';
+import { clusterStatus, forgetClusterNode, joinClusterNode } from './cluster-ops.js';
 import { latencyColumns, latencyRows } from './latency-report.js';
 
 /** One request line on the admin socket. */
@@ -108,6 +109,11 @@ export const adminCommands: Record<string, Command> = {
   export_definitions: { min: 0, max: 0, run: (b) => ({ ok: true, result: exportAllDefinitions(b) }) },
   import_definitions: { min: 0, max: 0, run: async (b, _a, r) => void (await importAllDefinitions(b, r.definitions)) },
   hash_password: { min: 1, max: 1, run: (_b, a) => ({ ok: true, result: hashUserPassword(arg(a, 0)) }) },
+  /** The status document (cluster-ops.ts ClusterStatusDoc); warrenctl renders it as text or prints it as JSON. */
+  cluster_status: { min: 0, max: 0, run: async (b) => ({ ok: true, result: await clusterStatus(b) }) },
+  forget_cluster_node: { min: 1, max: 1, run: async (b, a) => void (await forgetClusterNode(b, arg(a, 0))) },
+  /** warren's join_cluster re-admits a forgotten NODE (see docs/warrenctl.md); answers a line for the operator. */
+  join_cluster: { min: 1, max: 1, run: async (b, a) => ({ ok: true, result: await joinClusterNode(b, arg(a, 0)) }) },
 };
 
 /** Runs one request; never throws (errors become { ok: false } replies). */

@@ -8,6 +8,7 @@ import type { Broker } from '../front/broker.js';
 import type { Channel } from '../front/channel.js';
 import type { Connection } from '../front/connection.js';
 import { listBindings, listConnections, listConsumers, listExchanges, listQueues } from './admin-commands.js';
+import { placementLookup } from './cluster-ops.js';
 import type { Item } from './listing.js';
 import type { StatsSampler } from './stats-sampler.js';
 import { WsTransport } from './ws-transport.js';
@@ -18,12 +19,13 @@ const queueColumns = [
   'name', 'vhost', 'durable', 'auto_delete', 'exclusive', 'arguments', 'policy', 'effective_policy_definition', 'messages',
   'messages_ready', 'messages_unacknowledged', 'message_bytes_ready', 'consumers', 'state', 'type',
   'exclusive_consumer_tag', 'single_active_consumer_tag', 'messages_published', 'messages_delivered', 'messages_acknowledged',
-  'messages_redelivered', 'shard',
+  'messages_redelivered', 'shard', 'leader', 'members', 'online', 'in_sync', 'epoch',
 ];
 
 /** Queues of the given vhosts, with counts fresh from the shards and rates from the sampler. */
 export async function queueItems(b: Broker, sampler: StatsSampler, vhosts: readonly string[]): Promise<Item[]> {
-  const listings = await Promise.all(vhosts.filter((v) => b.vhosts.has(v)).map((v) => listQueues(b, v, queueColumns)));
+  const placement = await placementLookup(b);
+  const listings = await Promise.all(vhosts.filter((v) => b.vhosts.has(v)).map((v) => listQueues(b, v, queueColumns, placement)));
   const items: Item[] = [];
   for (const { rows } of listings) {
     for (const row of rows) {
@@ -45,7 +47,13 @@ function queueItem(b: Broker, row: Item, r: ReturnType<StatsSampler['queueRates'
     auto_delete: row['auto_delete'],
     exclusive: row['exclusive'],
     arguments: row['arguments'],
-    node: b.config.nodeName,
+    // As RabbitMQ's quorum queues: node is the leader's, wherever the API is asked.
+    node: row['leader'] ?? b.config.nodeName,
+    leader: row['leader'],
+    members: row['members'],
+    online: row['online'],
+    in_sync: row['in_sync'],
+    epoch: row['epoch'],
     state: row['state'],
     type: row['type'],
     policy: orNull(row['policy']),
@@ -72,6 +80,7 @@ function queueItem(b: Broker, row: Item, r: ReturnType<StatsSampler['queueRates'
       redeliver: row['messages_redelivered'],
       redeliver_details: rate(r.redeliver),
     },
+    /** This node's shard holding the queue; null for a queue led by another node (see leader). */
     shard: row['shard'],
   };
 }

@@ -36,6 +36,8 @@ export interface ClusterOptions {
   nodes?: number;
   /** Extra flags for every node. */
   args?: string[];
+  /** Extra flags for one node by name (after args; a flag given again wins, e.g. --mgmt-port 0). */
+  argsFor?: Record<string, string[]>;
   /** Membership lease; short so that silent nodes are noticed quickly in tests. */
   leaseMs?: number;
 }
@@ -64,6 +66,7 @@ function nodeArgs(c: { etcd: TestEtcd; secret: string; clusterName: string }, na
     '--ws-port',
     'off',
     ...(opts.args ?? []),
+    ...(opts.argsFor?.[name] ?? []),
   ];
 }
 

@@ -322,13 +322,14 @@
             'nodes-table',
             [
               { key: 'name', label: 'Name', cls: 'name' },
-              { key: 'mem_used', label: 'Memory', num: false, render: (n) => usageBar(n.mem_used, n.mem_limit, fmtBytes, `high watermark ${fmtBytes(n.mem_limit)}`) },
-              { key: 'disk_free', label: 'Disk free', render: (n) => h('span', {}, fmtBytes(n.disk_free), h('div', { class: 'bar-label', text: `limit ${fmtBytes(n.disk_free_limit)}` })) },
-              { key: 'fd_used', label: 'File descriptors', render: (n) => usageBar(n.fd_used, n.fd_total, fmtInt, `of ${fmtInt(n.fd_total)}`) },
-              { key: 'sockets_used', label: 'Connections', num: true },
-              { key: 'shards', label: 'Shards', value: (n) => (n.shards || []).length, render: (n) => shardSummary(n) },
-              { key: 'uptime', label: 'Uptime', num: true, render: (n) => fmtDuration(n.uptime) },
-              { key: 'alarms', label: 'Alarms', value: (n) => (n.alarms || []).length, render: (n) => alarmTags(n) },
+              { key: 'running', label: 'State', render: (n) => h('span', { class: `tag ${n.running ? 'ok' : 'bad'}`, text: n.running ? 'running' : 'stopped' }) },
+              { key: 'mem_used', label: 'Memory', num: false, render: (n) => local(n, () => usageBar(n.mem_used, n.mem_limit, fmtBytes, `high watermark ${fmtBytes(n.mem_limit)}`)) },
+              { key: 'disk_free', label: 'Disk free', render: (n) => local(n, () => h('span', {}, fmtBytes(n.disk_free), h('div', { class: 'bar-label', text: `limit ${fmtBytes(n.disk_free_limit)}` }))) },
+              { key: 'fd_used', label: 'File descriptors', render: (n) => local(n, () => usageBar(n.fd_used, n.fd_total, fmtInt, `of ${fmtInt(n.fd_total)}`)) },
+              { key: 'sockets_used', label: 'Connections', num: true, render: (n) => local(n, () => fmtInt(n.sockets_used)) },
+              { key: 'shards', label: 'Shards', value: (n) => (n.shards || []).length, render: (n) => local(n, () => shardSummary(n)) },
+              { key: 'uptime', label: 'Uptime', num: true, render: (n) => (typeof n.uptime === 'number' ? fmtDuration(n.uptime) : '—') },
+              { key: 'alarms', label: 'Alarms', value: (n) => (n.alarms || []).length, render: (n) => local(n, () => alarmTags(n)) },
             ],
             nodes,
             { rowKey: (n) => n.name },
@@ -369,6 +370,11 @@
     const frac = limit > 0 ? Math.min(1, used / limit) : 0;
     const fill = h('span', { style: { width: `${Math.max(2, Math.round(frac * 100))}%` } });
     return h('div', {}, h('div', { class: `bar ${frac > 0.9 ? 'bad' : frac > 0.7 ? 'warn' : ''}` }, fill), h('div', { class: 'bar-label', text: `${fmt(used)} · ${caption}` }));
+  }
+
+  /** Details only the node serving the dashboard reports; other cluster members show a dash. */
+  function local(n, render) {
+    return n.mem_used === undefined ? h('span', { class: 'muted', text: '—', title: 'Details of other cluster nodes are on their own dashboards' }) : render();
   }
 
   function shardSummary(n) {
@@ -705,10 +711,15 @@
       { key: 'message_stats.deliver_get_details.rate', label: 'Deliver / get', num: true, render: (q) => fmtRate(get(q, 'message_stats.deliver_get_details.rate')) },
       { key: 'message_stats.ack_details.rate', label: 'Ack', num: true, render: (q) => fmtRate(get(q, 'message_stats.ack_details.rate')) },
       { key: 'consumers', label: 'Consumers', num: true },
-      { key: 'shard', label: 'Shard', num: true, title: 'The shard worker thread that owns this queue', render: (q) => String(q.shard) },
+      { key: 'leader', label: 'Leader', title: 'The node that leads this queue (in-sync members after a +)', render: (q) => `${q.leader || q.node}${(q.members || []).length > 1 ? ` +${(q.in_sync || []).length - 1}/${q.members.length - 1}` : ''}` },
+      { key: 'shard', label: 'Shard', num: true, title: 'The shard worker thread that owns this queue on this node (— when another node leads it)', render: (q) => shardText(q) },
     ];
     const slot = $('q-slot');
     if (slot) replaceTable(slot, dataTable('queues-table', columns, rows, { rowKey: queueKey, selectedKey: state.selectedQueue, empty: f === '' ? 'No queues yet: add one below, or declare one from a client.' : 'No queue matches the filter.', defaultSort: { key: 'name', dir: 'asc' } }));
+  }
+
+  function shardText(q) {
+    return q.shard === null || q.shard === undefined ? `— (led by ${q.leader || q.node})` : String(q.shard);
   }
 
   function queueFeatures(q) {
@@ -884,7 +895,10 @@
       ['Redelivered', fmtInt(get(q, 'message_stats.redeliver'))],
       ['Arguments', Object.keys(q.arguments || {}).length === 0 ? 'none' : JSON.stringify(q.arguments)],
       ['Policy', q.policy || 'none'],
-      ['Shard', String(q.shard)],
+      ['Leader', `${q.leader || q.node}${q.epoch == null ? '' : ` (epoch ${q.epoch})`}`],
+      ['Members', (q.members || []).join(', ') || '—'],
+      ['In sync', (q.in_sync || []).join(', ') || '—'],
+      ['Shard', shardText(q)],
     ];
     clear(kv).append(...pairs.flatMap(([k, v]) => [h('dt', { text: k }), h('dd', { text: v })]));
     api(`/api/queues/${vhostPart(q.vhost)}/${encodeURIComponent(q.name)}/bindings`)

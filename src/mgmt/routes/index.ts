@@ -7,12 +7,14 @@ import { definitionRoutes } from './definitions.js';
 import { exchangeRoutes } from './exchanges.js';
 import { healthRoutes } from './health.js';
 import { latencyRoutes } from './latency.js';
+import { nodeRoutes } from './nodes.js';
 import { overviewRoutes } from './overview.js';
 import { policyRoutes } from './policies.js';
 import { queueRoutes } from './queues.js';
 
 export const apiRoutes: readonly Route[] = [
   ...overviewRoutes,
+  ...nodeRoutes,
   ...connectionRoutes,
   ...exchangeRoutes,
   ...queueRoutes,

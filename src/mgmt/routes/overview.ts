@@ -1,8 +1,7 @@
-/** /api/overview, /api/nodes, /api/cluster-name, /api/extensions. */
+/** /api/overview, /api/cluster-name, /api/extensions. */
 import { isMonitor, visibleVhosts } from '../auth.js';
-import { notFound } from '../http-errors.js';
 import { json, type Reply } from '../http-types.js';
-import { itemReply, listReply, type Item } from '../listing.js';
+import type { Item } from '../listing.js';
 import { exchangeTypes } from '../node-facts.js';
 import { fetchQueueStats, type Totals } from '../stats-sampler.js';
 import type { Ctx, Route } from '../router.js';
@@ -126,16 +125,8 @@ async function overview(ctx: Ctx): Promise<Reply> {
   });
 }
 
-function node(ctx: Ctx): Reply {
-  const entry = ctx.m.facts.nodeEntry();
-  if (ctx.params['node'] !== undefined && ctx.params['node'] !== entry['name']) throw notFound();
-  return itemReply(ctx.req.query, entry);
-}
-
 export const overviewRoutes: Route[] = [
   { path: '/api/overview', methods: { GET: { access: 'mgmt', run: overview } } },
   { path: '/api/cluster-name', methods: { GET: { access: 'mgmt', run: (ctx) => json(200, { name: ctx.b.config.clusterName }) } } },
   { path: '/api/extensions', methods: { GET: { access: 'mgmt', run: () => json(200, []) } } },
-  { path: '/api/nodes', methods: { GET: { access: 'monitor', run: (ctx) => listReply(ctx.req.query, [ctx.m.facts.nodeEntry()], ['name']) } } },
-  { path: '/api/nodes/:node', methods: { GET: { access: 'monitor', run: node } } },
 ];
