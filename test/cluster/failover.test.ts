@@ -69,7 +69,8 @@ test('quorum queue: SIGKILL of the leader under load loses no confirmed message'
     const leader = await waitFor(() => leaderOf(cluster, queue), 'a leader for the queue', 15_000);
     const others = cluster.nodes.filter((n) => n.name !== leader.node).map((n) => n.name);
     const [pubNode, subNode] = [others[0] as string, others[1] as string];
-    const killAfter = 20 + Math.floor(Math.random() * (messagesPerRound - 40));
+    // Early enough that the round cannot end (400 confirmed) before the kill: confirms arrive up to inFlightMax at a time.
+    const killAfter = 20 + Math.floor(Math.random() * (messagesPerRound - inFlightMax - 40));
     const roundEnd = nextId + messagesPerRound;
 
     const pubConn = await amqp.connect(cluster.node(pubNode).url());
@@ -117,7 +118,7 @@ test('quorum queue: SIGKILL of the leader under load loses no confirmed message'
     let confirmedThisRound = 0;
     let killed = false;
     const started = Date.now();
-    while (confirmedThisRound < messagesPerRound) {
+    while (confirmedThisRound < messagesPerRound || !killed) {
       assert.ok(Date.now() - started < roundDeadlineMs, `round ${round}: only ${confirmedThisRound} of ${messagesPerRound} confirmed`);
       if (!killed && confirmedThisRound >= killAfter) {
         killed = true;

@@ -102,6 +102,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
     },
     async restart(name) {
       const n = byName(name);
+      const p = n.broker.process;
+      if (p.exitCode === null && p.signalCode === null) throw new Error(`restart(${name}): the node is still running (pid ${p.pid}); kill or stop it first`);
       n.broker = await startBroker({ dataDir: n.dataDir, args: nodeArgs(base, name, opts) });
       return n;
     },
