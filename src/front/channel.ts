@@ -569,7 +569,8 @@ export class Channel {
 
   /** Queue-level helpers for the method handlers. */
   checkExclusiveAccess(q: QueueMeta): void {
-    if (q.owner !== undefined && q.owner !== this.conn) {
+    // An exclusive queue led by another node has its owner there: no connection here owns it.
+    if ((q.owner !== undefined || q.exclusive) && q.owner !== this.conn) {
       throw new AmqpError(
         ReplyCode.resourceLocked,
         `RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '${q.name}' in vhost '${q.vhost}'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.`,

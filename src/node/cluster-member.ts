@@ -64,6 +64,11 @@ const replicaPollMs = 1_000;
 /** How long a declaring client waits for its queue's placement to be applied here. */
 const declareApplyMs = 10_000;
 
+/** Exclusive and non-durable queues do not outlive their node's run. */
+function isTransient(p: Placement): boolean {
+  return p.queue !== undefined && (p.queue.exclusive || !p.queue.durable);
+}
+
 /** A queue as logs name it: its name, prefixed by its vhost unless that is '/'. */
 function label(vhost: string, name: string): string {
   return vhost === '/' ? name : `${vhost}/${name}`;
@@ -136,6 +141,7 @@ export class ClusterMember implements ClusterQueues {
         else {
           this.members.delete(ev.name);
           if (ev.member !== undefined) this.o.log.info(`cluster: node ${ev.name} left`);
+          if (this.controller.isController) void this.dropTransientQueuesOf(ev.name);
         }
       }),
     );
@@ -175,6 +181,19 @@ export class ClusterMember implements ClusterQueues {
   private noteMember(m: MemberInfo): void {
     this.members.set(m.name, m);
     if (m.name !== this.o.nodeName) this.o.broker.setPeerAddress(m.name, m.peer);
+  }
+
+  /**
+   * A node is gone (or restarted): its exclusive and non-durable classic queues went with it,
+   * as in RabbitMQ, so the controller removes them from the cluster.
+   */
+  private async dropTransientQueuesOf(node: string): Promise<void> {
+    for (const k of [...this.known.values()]) {
+      const p = k.placement;
+      if (p.type !== 'classic' || p.leader !== node || !isTransient(p)) continue;
+      this.o.log.info(`cluster: ${label(k.vhost, k.name)} was ${p.queue?.exclusive === true ? 'exclusive to a connection' : 'non-durable'} on ${node}, which is gone: deleting it`);
+      await this.placements.remove(k.vhost, k.name, p.epoch).catch((e: unknown) => this.o.log.warn(`could not remove ${label(k.vhost, k.name)}: ${String(e)}`));
+    }
   }
 
   // ---- declaring and deleting (called by the front) ------------------------------
@@ -299,6 +318,12 @@ export class ClusterMember implements ClusterQueues {
     const nq = this.newQueue(vhost, name, p);
     const me = this.o.nodeName;
     if (p.type === 'classic') {
+      if (p.leader === me && meta === undefined && before === undefined && isTransient(p) && !this.declaring.has(key)) {
+        // Left by this node's previous run: its connection or its in-memory messages are gone.
+        log.info(`cluster: ${label(vhost, name)} was ${p.queue?.exclusive === true ? 'exclusive to a connection' : 'non-durable'} on this node's previous run: deleting it`);
+        await this.placements.remove(vhost, name, p.epoch);
+        return;
+      }
       if (p.leader === me) {
         if (meta === undefined) broker.createQueue(v, nq, { queueId: p.id, shardIndex: p.id % this.o.shards });
       } else this.ensureRemote(v, meta, nq, p);

@@ -44,6 +44,9 @@ interface ShardThread {
 }
 
 /** Starts a shard worker; it recovers its log before it says ready (all shards recover in parallel). */
+/** Segment size of each replicated queue's log (at most; --segment-bytes if smaller). */
+const replicaSegmentBytesMax = 8 * 1024 * 1024;
+
 /** One table of global-prefetch credit for the whole node (front and every shard). */
 const creditTable = new SharedArrayBuffer(8 * creditTableSlots);
 
@@ -104,7 +107,8 @@ export async function startNode(config: NodeConfig, log: Logger = createLogger(c
           dataDir: config.dataDir,
           secret,
           fsync: parseFsyncPolicy(config.fsync),
-          segmentBytes: config.segmentBytes,
+          // One log per replicated queue: smaller segments than a shard's, so many queues do not cost gigabytes of preallocated files.
+          segmentBytes: Math.min(config.segmentBytes, replicaSegmentBytesMax),
           bindHost,
           replPort: config.replPort,
           rings: replicatorRings,
