@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import amqp from 'amqplib';
-import { startCluster, type TestCluster } from '../helpers/cluster.js';
+import { startCluster, withNodeLogs, type TestCluster } from '../helpers/cluster.js';
 import { waitFor } from '../helpers/broker.js';
 
 const backlog = 3000;
@@ -22,15 +22,6 @@ before(async () => {
 after(async () => {
   await cluster?.stop();
 });
-
-async function withLogs(body: () => Promise<void>): Promise<void> {
-  try {
-    await body();
-  } catch (e) {
-    for (const n of cluster.nodes) process.stderr.write(`----- ${n.name} -----\n${n.broker.log().split('\n').slice(-50).join('\n')}\n`);
-    throw e;
-  }
-}
 
 function warrenctl(node: string, ...args: string[]): Promise<void> {
   const cli = new URL('../../src/cli/warrenctl.js', import.meta.url).pathname;
@@ -47,7 +38,7 @@ function isrNow(): string[] | undefined {
 const isrIs = (...nodes: string[]): boolean => JSON.stringify(isrNow()) === JSON.stringify([...nodes].sort());
 
 test('a returning follower catches up while the queue serves, rejoins the ISR, and can take over', () =>
-  withLogs(async () => {
+  withNodeLogs(cluster, async () => {
     await warrenctl('n1', 'set_policy', 'ha-all', '^mirror-q$', '{"ha-mode":"all"}', '--apply-to', 'queues');
     const c1 = await amqp.connect(cluster.node('n1').url());
     const ch1 = await c1.createChannel();

@@ -8,7 +8,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import amqp from 'amqplib';
-import { startCluster, type TestCluster } from '../helpers/cluster.js';
+import { startCluster, withNodeLogs, type TestCluster } from '../helpers/cluster.js';
 import { waitFor } from '../helpers/broker.js';
 
 const rounds = 3;
@@ -43,17 +43,7 @@ after(async () => {
   await cluster?.stop();
 });
 
-/** On failure, the nodes' logs say what the cluster did. */
-async function withLogs(cluster: TestCluster, body: () => Promise<void>): Promise<void> {
-  try {
-    await body();
-  } catch (e) {
-    for (const n of cluster.nodes) process.stderr.write(`----- ${n.name} -----\n${n.broker.log().split('\n').slice(-60).join('\n')}\n`);
-    throw e;
-  }
-}
-
-test('quorum queue: SIGKILL of the leader under load loses no confirmed message', () => withLogs(cluster, async () => {
+test('quorum queue: SIGKILL of the leader under load loses no confirmed message', () => withNodeLogs(cluster, async () => {
   const queue = 'failover-q';
   {
     const c = await amqp.connect(cluster.node('n1').url());

@@ -7,7 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import amqp from 'amqplib';
-import { startCluster, type TestCluster } from '../helpers/cluster.js';
+import { startCluster, withNodeLogs, type TestCluster } from '../helpers/cluster.js';
 import { waitFor } from '../helpers/broker.js';
 
 let cluster: TestCluster;
@@ -18,17 +18,8 @@ after(async () => {
   await cluster?.stop();
 });
 
-async function withLogs(body: () => Promise<void>): Promise<void> {
-  try {
-    await body();
-  } catch (e) {
-    for (const n of cluster.nodes) process.stderr.write(`----- ${n.name} -----\n${n.broker.log().split('\n').slice(-60).join('\n')}\n`);
-    throw e;
-  }
-}
-
 test('a suspended leader resumes as a follower and confirms nothing on its stale epoch', () =>
-  withLogs(async () => {
+  withNodeLogs(cluster, async () => {
     const queue = 'split-q';
     const conn = await amqp.connect(cluster.node('n1').url());
     conn.on('error', () => {});

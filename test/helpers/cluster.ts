@@ -119,3 +119,13 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
     },
   };
 }
+
+/** Runs a test body; if it fails, the nodes' recent log lines (what the cluster did) go to stderr with the error. */
+export async function withNodeLogs(cluster: TestCluster, body: () => Promise<void>, lines = 60): Promise<void> {
+  try {
+    await body();
+  } catch (e) {
+    for (const n of cluster.nodes) process.stderr.write(`----- ${n.name} -----\n${n.broker.log().split('\n').slice(-lines).join('\n')}\n`);
+    throw e;
+  }
+}
