@@ -52,6 +52,8 @@ export interface ClusterQueues {
   forget(node: string): Promise<void>;
   /** join_cluster for a forgotten node: it may join again. */
   unforget(node: string): Promise<void>;
+  /** The replicator's histograms (fsync of replica logs, replication_rtt). */
+  latency(): Promise<LatencyExport[]>;
 }
 
 export interface NewQueue {
@@ -523,7 +525,8 @@ export class Broker implements RemoteLinkHost {
   /** Every histogram of the node: the front's and each shard's. */
   async collectLatency(): Promise<LatencyExport[]> {
     const fromShards = await Promise.all(this.shards.map((s) => s.latency()));
-    return [...this.latency.export(), ...fromShards.flat()];
+    const fromReplicator = this.cluster === undefined ? [] : await this.cluster.latency().catch(() => []);
+    return [...this.latency.export(), ...fromShards.flat(), ...fromReplicator];
   }
 
   // ---- exchanges ----------------------------------------------------------------

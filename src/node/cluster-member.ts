@@ -29,6 +29,7 @@ import { ReplicaPoll } from '../cluster/replica-poll.js';
 import { revokeIfDead } from '../cluster/death-evidence.js';
 import type { FollowRequest, LeadRequest, PlacementUpdate, ReplicaMember, ReplicaStatus } from '../replication/types.js';
 import type { Logger } from './logger.js';
+import type { LatencyExport } from '../metrics/latency.js';
 import type { ClusterQueueView, ClusterStatusView } from '../cluster/cluster-view.js';
 import type { ClusterQueues } from '../front/broker.js';
 import { applyClusterDefinitions, withoutQueues } from './cluster-definitions.js';
@@ -42,6 +43,7 @@ export interface ReplicatorControl {
   deleteQueue(queueId: number): Promise<void>;
   replicaState(queueId: number): Promise<{ epoch: number; logEnd: number } | undefined>;
   status(): Promise<ReplicaStatus[]>;
+  latency(): Promise<LatencyExport[]>;
   onIsrChange: ((queueId: number, isr: string[]) => void) | undefined;
   onPeerDown: ((node: string) => void) | undefined;
 }
@@ -373,6 +375,14 @@ export class ClusterMember implements ClusterQueues {
       log.warn(`cluster: no longer leading ${label(vhost, name)} (epoch ${p.epoch} is led by ${p.leader})`);
     }
     if (p.members.includes(me)) {
+      const followedEpoch = this.followed.get(p.id);
+      if (followedEpoch !== undefined && p.epoch > followedEpoch && before?.leader === p.leader) {
+        // The same node leads again at a newer epoch (it lost its lease and elected itself):
+        // its old leadership was fenced, which dropped this follower's stream without a word,
+        // so follow afresh — a new Fetch attaches to the new epoch.
+        await replicator.stop(p.id);
+        this.followed.delete(p.id);
+      }
       if (this.followed.get(p.id) === undefined) await replicator.follow({ queueId: p.id, name: `${label(vhost, name)}`, epoch: p.epoch, leader: this.member(p.leader) });
       else await replicator.updatePlacement(p.id, this.update(p));
       this.followed.set(p.id, p.epoch);
@@ -472,6 +482,10 @@ export class ClusterMember implements ClusterQueues {
     if (node === this.o.nodeName) throw new Error('a node cannot forget itself; run forget_cluster_node on another member');
     await this.plane.forget(node);
     this.controller.suspect(node);
+  }
+
+  latency(): Promise<LatencyExport[]> {
+    return this.o.replicator.latency();
   }
 
   async unforget(node: string): Promise<void> {

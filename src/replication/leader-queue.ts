@@ -9,6 +9,8 @@
  * applies: the watermark only counts once it reaches this epoch's epochStart record, so records
  * of earlier epochs are committed by the new leader's first commit, never on their own.
  */
+import type { Histogram } from 'hdr-histogram-js';
+import { recordUs } from '../metrics/latency.js';
 import assert from 'node:assert/strict';
 import { crc32c } from '@node-rs/crc32';
 import { FrameType } from './wire.js';
@@ -36,7 +38,12 @@ export interface LeaderQueueContext {
   onIsrChange: ((queueId: number, isr: string[]) => void) | undefined;
   /** A follower stream needs offsets the log released: build and send a snapshot, then stream on. */
   startSnapshot: (leader: LeaderQueue, stream: FollowerStream) => void;
+  /** Batch sent → the follower's ack covering its last record. */
+  replicationRtt?: Histogram;
 }
+
+/** Batches whose ack is awaited, per stream, for replication_rtt: a bounded FIFO, oldest dropped past this. */
+const rttPendingMax = 1024;
 
 /** One follower's stream of one queue over one link (leader side). */
 export class FollowerStream {
@@ -46,6 +53,8 @@ export class FollowerStream {
   /** A snapshot is being built or sent; batches wait for it. */
   snapshotting = false;
   active = true;
+  /** Batches sent and not yet acked: [last offset, sent at (performance.now() ms)] pairs, in order. */
+  readonly unackedBatches: number[] = [];
 
   constructor(
     readonly link: FramedLink,
@@ -162,6 +171,14 @@ export class LeaderQueue {
     const last = this.replica.nextOffset - 1;
     const acked = Math.min(ackedOffset, last);
     if (acked > p.ackedOffset) p.ackedOffset = acked;
+    const rtt = this.ctx.replicationRtt;
+    const q = p.stream?.unackedBatches;
+    if (rtt !== undefined && q !== undefined && q.length > 0) {
+      const nowMs = performance.now();
+      let i = 0;
+      for (; i < q.length && (q[i] as number) <= acked; i += 2) recordUs(rtt, (nowMs - (q[i + 1] as number)) * 1000);
+      if (i > 0) q.splice(0, i);
+    }
     const nowMs = Date.now();
     if (p.ackedOffset >= last) p.lastCaughtUpMs = nowMs;
     else if (p.probe !== undefined && p.ackedOffset >= p.probe.offset) p.lastCaughtUpMs = Math.max(p.lastCaughtUpMs, p.probe.atMs);
@@ -302,6 +319,11 @@ export class LeaderQueue {
       },
     });
     stream.nextSend += range.count;
+    if (this.ctx.replicationRtt !== undefined) {
+      const q = stream.unackedBatches;
+      if (q.length >= 2 * rttPendingMax) q.splice(0, 2);
+      q.push(stream.nextSend - 1, performance.now());
+    }
   }
 
   private maybeAdvanceCommit(): void {

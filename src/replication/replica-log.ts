@@ -83,6 +83,8 @@ export function forEachFramedRecord(buf: Buffer, each: (offset: number, kind: nu
 export class ReplicaLog {
   /** Called each time the segment log's flushedOffset advances (the replica's durable offset). */
   onFlushed: ((flushedOffset: number) => void) | undefined;
+  /** Called after each fdatasync with its duration (for the fsync latency histogram). */
+  onFsync: ((ms: number) => void) | undefined;
 
   private segLog!: SegmentLog;
   private cache!: TailCache;
@@ -407,6 +409,7 @@ export class ReplicaLog {
     this.history = new EpochHistory(merged);
     this.cache = new TailCache(log.nextOffset, tailChunkBytes, opts.tailCacheBytesMax ?? tailCacheBytesMaxDefault);
     log.onFlushed = (flushed) => this.onFlushed?.(flushed);
+    log.onFsync = (ms) => this.onFsync?.(ms);
     this.closed = false;
   }
 }

@@ -8,6 +8,7 @@
  * Links: the follower dials, both ends prove the cluster secret (secret-handshake.ts), then
  * frames (wire.ts) flow. Queues share the link to their leader's node: Fetch/Ack name the queue.
  */
+import { LatencyRecorder, recordUs } from '../metrics/latency.js';
 import assert from 'node:assert/strict';
 import { createServer, connect } from 'node:net';
 import type { Server, Socket } from 'node:net';
@@ -186,6 +187,8 @@ export class Replicator {
   onPeerDown: ((node: string) => void) | undefined;
 
   readonly frameBytesMax: number;
+  /** fsync of the replica logs, and replication_rtt: a batch sent → the follower's ack covering it. */
+  readonly latency = new LatencyRecorder();
   private readonly entries = new Map<number, ReplicaEntry>();
   private readonly sessions = new Set<InboundSession>();
   private readonly outbound = new Map<string, OutboundLink>();
@@ -211,6 +214,7 @@ export class Replicator {
       isrCatchUpRecords: options.isrCatchUpRecords ?? isrCatchUpRecordsDefault,
       onIsrChange: (queueId, isr) => this.onIsrChange?.(queueId, isr),
       startSnapshot: (leader, stream) => this.startSnapshot(leader, stream),
+      replicationRtt: this.latency.get('replication_rtt'),
     };
   }
 
@@ -480,6 +484,8 @@ export class Replicator {
       log: (level, msg) => o.log(level, msg),
       ...(o.tailCacheBytesMax !== undefined ? { tailCacheBytesMax: o.tailCacheBytesMax } : {}),
     });
+    const fsyncHist = this.latency.get('fsync');
+    entry.replica.onFsync = (ms) => recordUs(fsyncHist, ms * 1000);
     return entry.replica;
   }
 

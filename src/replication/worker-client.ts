@@ -4,6 +4,7 @@
  * A queue's records go to and come from the ring pair of shard `queueId % shards` unless
  * lead() names another shard.
  */
+import type { LatencyExport } from '../metrics/latency.js';
 import { Worker } from 'node:worker_threads';
 import { parseFsyncPolicy } from '../store/fsync-policy.js';
 import type { FsyncPolicy } from '../store/fsync-policy.js';
@@ -81,6 +82,11 @@ export class ReplicatorWorker {
 
   async status(): Promise<ReplicaStatus[]> {
     return (await this.request({ op: 'status' })) as ReplicaStatus[];
+  }
+
+  /** The replicator's histograms: fsync of the replica logs, replication_rtt. */
+  async latency(): Promise<LatencyExport[]> {
+    return (await this.request({ op: 'latency' })) as LatencyExport[];
   }
 
   async replicaState(queueId: number): Promise<{ epoch: number; logEnd: number } | undefined> {

@@ -3,6 +3,7 @@
  * never data: records travel through the rings). Requests carry an id; the worker answers each
  * with one reply, and sends events on its own.
  */
+import type { LatencyExport } from '../metrics/latency.js';
 import type { FsyncPolicy } from '../store/fsync-policy.js';
 import type { FollowRequest, LeadRequest, PlacementUpdate, ReplicaStatus, ReplicatorLogLevel } from './types.js';
 
@@ -41,10 +42,11 @@ export type ReplicatorRequest =
   | { id: number; op: 'stop'; queueId: number }
   | { id: number; op: 'delete'; queueId: number }
   | { id: number; op: 'status' }
+  | { id: number; op: 'latency' }
   | { id: number; op: 'replicaState'; queueId: number }
   | { id: number; op: 'close' };
 
-export type ReplicatorReplyValue = { nextOffset: number } | ReplicaStatus[] | { epoch: number; logEnd: number } | undefined;
+export type ReplicatorReplyValue = { nextOffset: number } | ReplicaStatus[] | { epoch: number; logEnd: number } | LatencyExport[] | undefined;
 
 export type ReplicatorMessage =
   | { type: 'ready'; port: number }

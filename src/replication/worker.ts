@@ -63,6 +63,8 @@ async function handle(request: ReplicatorRequest): Promise<ReplicatorReplyValue>
       return undefined;
     case 'status':
       return replicator.status();
+    case 'latency':
+      return replicator.latency.export();
     case 'replicaState':
       return replicator.replicaState(request.queueId);
     case 'close':
