@@ -63,11 +63,11 @@ export async function runBench(argv: readonly string[], io: BenchIo): Promise<nu
   // earlier runs measured is still reported.
   let fatal: string | undefined;
   try {
-    const brokers = [{ label: 'A', url: options.url }, ...(options.compareUrl === undefined ? [] : [{ label: 'B', url: options.compareUrl }])];
+    const brokers = [{ label: 'A', urls: options.urls }, ...(options.compareUrls === undefined ? [] : [{ label: 'B', urls: options.compareUrls }])];
     rounds: for (let round = 1; round <= options.rounds; round++) {
       for (const broker of brokers) {
         if (io.stopRequested?.() === true) break rounds;
-        const run = await runWorkload({ options, url: broker.url, label: broker.label, round, pool, log: say, stopRequested: io.stopRequested ?? (() => false) });
+        const run = await runWorkload({ options, urls: broker.urls, label: broker.label, round, pool, log: say, stopRequested: io.stopRequested ?? (() => false) });
         runs.push(run);
         say(formatRunSummary(run));
       }
@@ -79,7 +79,7 @@ export async function runBench(argv: readonly string[], io: BenchIo): Promise<nu
     await pool.destroy();
   }
 
-  const comparison = options.compareUrl === undefined ? undefined : compareRuns(runsOf(runs, 'A'), runsOf(runs, 'B'));
+  const comparison = options.compareUrls === undefined ? undefined : compareRuns(runsOf(runs, 'A'), runsOf(runs, 'B'));
   if (runs.length > 0) {
     say(finalReport(options, runs, comparison));
     await writeArtifacts(options, runs);
@@ -127,7 +127,7 @@ function finalReport(options: BenchOptions, runs: readonly RunResult[], comparis
     );
   }
   for (const entry of merged) {
-    const prefix = options.compareUrl === undefined ? '' : `${entry.title}, `;
+    const prefix = options.compareUrls === undefined ? '' : `${entry.title}, `;
     if (entry.deliver.totalCount > 0) sections.push(formatDistribution(`${prefix}publish→deliver`, entry.deliver));
     if (entry.confirm.totalCount > 0) sections.push(formatDistribution(`${prefix}publish→confirm`, entry.confirm));
   }
@@ -136,7 +136,7 @@ function finalReport(options: BenchOptions, runs: readonly RunResult[], comparis
 
 async function writeArtifacts(options: BenchOptions, runs: readonly RunResult[]): Promise<void> {
   const merged = mergedLatency(runs);
-  const single = options.compareUrl === undefined;
+  const single = options.compareUrls === undefined;
   if (options.hgrmDir !== undefined) {
     await mkdir(options.hgrmDir, { recursive: true });
     for (const entry of merged) {

@@ -5,6 +5,8 @@ import type { SizeRange } from './options.js';
 
 export interface ProducerSpec {
   readonly client: number;
+  /** The node this producer connects to. */
+  readonly url: string;
   readonly exchange: string;
   readonly routingKey: string;
   /**
@@ -16,11 +18,12 @@ export interface ProducerSpec {
 
 export interface ConsumerSpec {
   readonly client: number;
+  /** The node this consumer connects to. */
+  readonly url: string;
   readonly queue: string;
 }
 
 export interface GroupWorkload {
-  readonly url: string;
   readonly size: SizeRange;
   readonly ratePerProducer: number | undefined;
   readonly confirmWindow: number | undefined;

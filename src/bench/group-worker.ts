@@ -28,8 +28,8 @@ export default async function runClientGroup(task: GroupTask): Promise<GroupResu
     errors.push(`${what}: ${error instanceof Error ? error.message : String(error)}`);
     counters.advancePhase(Phase.abort);
   };
-  const open = async (name: string): Promise<ChannelModel> => {
-    const connection = await connect(task.workload.url, { timeout: CONNECT_TIMEOUT_MS, clientProperties: { connection_name: `warren-bench ${name}` } });
+  const open = async (name: string, url: string): Promise<ChannelModel> => {
+    const connection = await connect(url, { timeout: CONNECT_TIMEOUT_MS, clientProperties: { connection_name: `warren-bench ${name}` } });
     connections.push(connection);
     let errored = false;
     connection.on('error', (error: Error) => {
@@ -65,13 +65,13 @@ export default async function runClientGroup(task: GroupTask): Promise<GroupResu
     const opening = Promise.all([
       ...task.producers.map(async (spec) => {
         const name = `producer ${spec.client}`;
-        const producer = await Producer.open(await open(name), spec, task.workload, counters, latency);
+        const producer = await Producer.open(await open(name, spec.url), spec, task.workload, counters, latency);
         watchChannel(name, producer.channelHandle);
         producers.push(producer);
       }),
       ...task.consumers.map(async (spec) => {
         const name = `consumer ${spec.client}`;
-        const consumer = await Consumer.open(await open(name), spec, task.workload, counters, latency);
+        const consumer = await Consumer.open(await open(name, spec.url), spec, task.workload, counters, latency);
         watchChannel(name, consumer.channelHandle);
         consumers.push(consumer);
       }),

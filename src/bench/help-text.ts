@@ -4,8 +4,11 @@ A load generator for any AMQP 0-9-1 broker (warren, RabbitMQ, ...), in the manne
 RabbitMQ's PerfTest. Clients run on a pool of worker threads, one connection each.
 
 broker
-  -u, --url URL            broker to load (default amqp://guest:guest@localhost:5672)
-      --compare URL2       run the same workload against a second broker, alternating
+  -u, --url URL[,URL...]   broker to load (default amqp://guest:guest@localhost:5672); several
+                           URLs (comma-separated or --url repeated) are the nodes of a cluster:
+                           client k connects to URL k mod n (producers first, then consumers),
+                           queues are declared on the first
+      --compare URL2[,...] run the same workload against a second broker (or cluster), alternating
                            rounds, and print both and the ratio url/compare
       --rounds N           rounds per broker (default 1; 3 is a sensible minimum with --compare)
 
@@ -17,6 +20,9 @@ clients
 queues and routing
       --queues N           queues to declare; producer i and consumer i use queue i mod N (default 1)
       --queue-prefix P     queue names are P-1 .. P-N (default warren-bench-<random>)
+      --queue-type T       classic | quorum: declares the queues with x-queue-type=T (default: no
+                           argument, a classic queue); quorum queues are durable, not exclusive,
+                           not auto-delete, and are deleted at the end like the others
       --queue-args LIST    queue.declare arguments, e.g. x-queue-type=quorum,x-max-length=1000
                            (integers and true/false are typed; quorum and stream queues are durable)
       --exchange NAME      exchange to publish to; '' is the default exchange (default '' unless

@@ -4,6 +4,11 @@ export type ExchangeType = 'direct' | 'fanout' | 'topic' | 'headers';
 
 export const EXCHANGE_TYPES: readonly ExchangeType[] = ['direct', 'fanout', 'topic', 'headers'];
 
+/** What --queue-type accepts; quorum queues are declared durable, never exclusive or auto-delete. */
+export type QueueType = 'classic' | 'quorum';
+
+export const QUEUE_TYPES: readonly QueueType[] = ['classic', 'quorum'];
+
 /** A queue argument value as it goes into the queue.declare field table. */
 export type QueueArgValue = string | number | boolean;
 
@@ -13,13 +18,19 @@ export interface SizeRange {
 }
 
 export interface BenchOptions {
-  readonly url: string;
-  readonly compareUrl: string | undefined;
+  /**
+   * The broker's nodes, one or more: client k (producers first, then consumers) connects to
+   * urls[k mod urls.length]; the control connection (declare, depths, delete) to urls[0].
+   */
+  readonly urls: readonly string[];
+  /** The reference broker's nodes, dealt to clients the same way; undefined runs one broker. */
+  readonly compareUrls: readonly string[] | undefined;
   readonly rounds: number;
   readonly producers: number;
   readonly consumers: number;
   readonly queueCount: number;
   readonly queuePrefix: string;
+  /** Declared as given; --queue-type T arrives here as x-queue-type=T. */
   readonly queueArgs: Readonly<Record<string, QueueArgValue>>;
   /** '' is the default exchange: the routing key is the queue name and nothing is bound. */
   readonly exchange: string;
@@ -59,6 +70,9 @@ export const QUEUES_MAX = 1000;
 export const THREADS_MAX = 64;
 /** basic.qos prefetch-count is an AMQP short. */
 export const PREFETCH_MAX = 65535;
+
+/** One per node of a cluster; RabbitMQ allows 3-7 quorum members, this leaves room for a larger test cluster. */
+export const URLS_MAX = 16;
 
 export const DEFAULT_URL = 'amqp://guest:guest@localhost:5672';
 /** Without --duration or --pmessages a run lasts this long rather than forever. */

@@ -8,12 +8,14 @@ import {
   DEFAULT_URL,
   EXCHANGE_TYPES,
   PREFETCH_MAX,
+  QUEUE_TYPES,
   QUEUES_MAX,
   SIZE_MAX_BYTES,
   SIZE_MIN_BYTES,
   THREADS_MAX,
+  URLS_MAX,
 } from './options.js';
-import type { BenchOptions, ExchangeType, QueueArgValue, SizeRange } from './options.js';
+import type { BenchOptions, ExchangeType, QueueArgValue, QueueType, SizeRange } from './options.js';
 
 /** A command line the bench cannot run; the CLI prints it and exits with code 2. */
 export class BenchUsageError extends Error {
@@ -23,8 +25,8 @@ export class BenchUsageError extends Error {
 export type ParsedCommand = { readonly kind: 'help' } | { readonly kind: 'run'; readonly options: BenchOptions };
 
 const FLAGS = {
-  url: { type: 'string', short: 'u' },
-  compare: { type: 'string' },
+  url: { type: 'string', short: 'u', multiple: true },
+  compare: { type: 'string', multiple: true },
   rounds: { type: 'string' },
   producers: { type: 'string', short: 'x' },
   consumers: { type: 'string', short: 'y' },
@@ -32,6 +34,7 @@ const FLAGS = {
   queues: { type: 'string' },
   'queue-prefix': { type: 'string' },
   'queue-args': { type: 'string' },
+  'queue-type': { type: 'string' },
   exchange: { type: 'string' },
   'exchange-type': { type: 'string' },
   'routing-key': { type: 'string' },
@@ -83,8 +86,8 @@ function describeParseError(error: unknown): string {
 }
 
 function buildOptions(values: Values, coreCount: number): BenchOptions {
-  const url = parseUrl('--url', values.url ?? DEFAULT_URL);
-  const compareUrl = values.compare === undefined ? undefined : parseUrl('--compare', values.compare);
+  const urls = parseUrlList('--url', values.url ?? [DEFAULT_URL]);
+  const compareUrls = values.compare === undefined ? undefined : parseUrlList('--compare', values.compare);
   const producers = parseInteger('--producers', values.producers, 1, 0, CLIENTS_MAX);
   const consumers = parseInteger('--consumers', values.consumers, 1, 0, CLIENTS_MAX);
   if (producers + consumers === 0) throw new BenchUsageError('--producers and --consumers are both 0: nothing to run');
@@ -121,14 +124,14 @@ function buildOptions(values: Values, coreCount: number): BenchOptions {
   if (plotFile !== undefined && !plotFile.toLowerCase().endsWith('.svg')) throw new BenchUsageError(`--plot writes SVG: the file name must end in .svg, got '${plotFile}'`);
   if (values.hgrm === '') throw new BenchUsageError('--hgrm needs a directory');
   return {
-    url,
-    compareUrl,
+    urls,
+    compareUrls,
     rounds: parseInteger('--rounds', values.rounds, 1, 1, 1000),
     producers,
     consumers,
     queueCount,
     queuePrefix,
-    queueArgs: parseQueueArgs(values['queue-args']),
+    queueArgs: withQueueType(parseQueueArgs(values['queue-args']), values['queue-type']),
     exchange,
     exchangeType,
     routingKey: values['routing-key'],
@@ -148,6 +151,19 @@ function buildOptions(values: Values, coreCount: number): BenchOptions {
     hgrmDir: values.hgrm,
     plotFile,
   };
+}
+
+/** Each occurrence of the flag may hold a comma-separated list: `--url A,B` is `--url A --url B`. */
+function parseUrlList(flag: string, texts: readonly string[]): string[] {
+  const urls = texts.flatMap((text) => text.split(',')).map((text) => text.trim());
+  if (urls.some((url) => url === '')) throw new BenchUsageError(`${flag} has an empty entry in '${texts.join(',')}'`);
+  if (urls.length > URLS_MAX) throw new BenchUsageError(`${flag} lists ${urls.length} URLs, more than ${URLS_MAX}`);
+  const seen = new Set<string>();
+  for (const url of urls) {
+    if (seen.has(url)) throw new BenchUsageError(`${flag} lists '${url}' twice`);
+    seen.add(url);
+  }
+  return urls.map((url) => parseUrl(flag, url));
 }
 
 function parseUrl(flag: string, text: string): string {
@@ -198,6 +214,23 @@ function parseExchangeType(text: string | undefined): ExchangeType {
   const found = EXCHANGE_TYPES.find((type) => type === text);
   if (found === undefined) throw new BenchUsageError(`--exchange-type '${text}' is not one of ${EXCHANGE_TYPES.join(', ')}`);
   return found;
+}
+
+function parseQueueType(text: string): QueueType {
+  const found = QUEUE_TYPES.find((type) => type === text);
+  if (found === undefined) throw new BenchUsageError(`--queue-type '${text}' is not one of ${QUEUE_TYPES.join(', ')}`);
+  return found;
+}
+
+/** --queue-type T is x-queue-type=T; saying it twice is fine, saying two different things is not. */
+function withQueueType(args: Record<string, QueueArgValue>, text: string | undefined): Record<string, QueueArgValue> {
+  if (text === undefined) return args;
+  const queueType = parseQueueType(text);
+  const given = args['x-queue-type'];
+  if (given !== undefined && given !== queueType) {
+    throw new BenchUsageError(`--queue-type ${queueType} contradicts --queue-args x-queue-type=${String(given)}`);
+  }
+  return { ...args, 'x-queue-type': queueType };
 }
 
 /** 'x-queue-type=quorum,x-max-length=1000' → { 'x-queue-type': 'quorum', 'x-max-length': 1000 }. */

@@ -62,7 +62,13 @@ export interface BenchJson {
   readonly startedAt: string;
   readonly command: string;
   readonly machine: MachineDescription;
-  readonly workload: Omit<BenchOptions, 'url' | 'compareUrl'> & { readonly url: string; readonly compareUrl: string | null };
+  /** url and compareUrl are the redacted URL lists joined with ',' (one URL for a single node), as bench-doc reads them. */
+  readonly workload: Omit<BenchOptions, 'urls' | 'compareUrls'> & {
+    readonly url: string;
+    readonly compareUrl: string | null;
+    readonly urls: readonly string[];
+    readonly compareUrls: readonly string[] | null;
+  };
   readonly runs: readonly RunJson[];
   /** Why the rounds ended early (a run could not start), or null. */
   readonly error: string | null;
@@ -112,7 +118,7 @@ export function buildJson(
     startedAt: start.at.toISOString(),
     command: ['bench', ...argv.map(redactArg)].join(' '),
     machine: describeMachine(start.loadAverage),
-    workload: { ...options, url: redactUrl(options.url), compareUrl: options.compareUrl === undefined ? null : redactUrl(options.compareUrl) },
+    workload: workloadJson(options),
     runs: runs.map(runToJson),
     error: error ?? null,
     comparison:
@@ -120,6 +126,12 @@ export function buildJson(
         ? null
         : { metrics: comparison.metrics.map(({ key, title, higherIsBetter }) => ({ key, title, higherIsBetter })), rows: comparison.rows },
   };
+}
+
+function workloadJson(options: BenchOptions): BenchJson['workload'] {
+  const urls = options.urls.map(redactUrl);
+  const compareUrls = options.compareUrls?.map(redactUrl) ?? null;
+  return { ...options, url: urls.join(','), compareUrl: compareUrls === null ? null : compareUrls.join(','), urls, compareUrls };
 }
 
 function redactArg(arg: string): string {

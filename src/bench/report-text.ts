@@ -25,8 +25,11 @@ export function describeWorkload(options: BenchOptions): string {
 }
 
 export function brokerLines(options: BenchOptions): string {
-  const lines = [`A = ${redactUrl(options.url)}`];
-  if (options.compareUrl !== undefined) lines.push(`B = ${redactUrl(options.compareUrl)}`);
+  const lines = [`A = ${options.urls.map(redactUrl).join(', ')}`];
+  if (options.compareUrls !== undefined) lines.push(`B = ${options.compareUrls.map(redactUrl).join(', ')}`);
+  if (options.urls.length > 1 || (options.compareUrls?.length ?? 0) > 1) {
+    lines.push('clients go round-robin over each broker\'s URLs (producers first, then consumers); queues are declared on the first');
+  }
   return lines.join('\n');
 }
 

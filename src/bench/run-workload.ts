@@ -36,7 +36,8 @@ const DRAIN_MAX_MS = 10_000;
 
 export interface RunContext {
   readonly options: BenchOptions;
-  readonly url: string;
+  /** This broker's nodes; the control connection uses the first. */
+  readonly urls: readonly string[];
   readonly label: string;
   readonly round: number;
   readonly pool: Piscina<GroupTask, GroupResult>;
@@ -50,7 +51,8 @@ export class BenchRunError extends Error {
 }
 
 export async function runWorkload(context: RunContext): Promise<RunResult> {
-  const { options, url } = context;
+  const { options } = context;
+  const url = context.urls[0] ?? '';
   const topology = planTopology(options);
   let session: BrokerSession;
   try {
@@ -103,7 +105,6 @@ async function runClients(context: RunContext, topology: Topology): Promise<Meas
   const counters = new SharedCounters(counterBuffer);
   const totals = new CounterTotals(counters);
   const workload: GroupWorkload = {
-    url: context.url,
     size: options.size,
     ratePerProducer: options.ratePerProducer,
     confirmWindow: options.confirmWindow,
@@ -116,7 +117,7 @@ async function runClients(context: RunContext, topology: Topology): Promise<Meas
   const interval = { deliver: createLatencyHistogram(), confirm: createLatencyHistogram() };
   const ports: MessagePort[] = [];
   const failures: string[] = [];
-  const tasks = dealClients(topology, options.threads).map((group, index) => {
+  const tasks = dealClients(topology, options.threads, context.urls).map((group, index) => {
     const channel = new MessageChannel();
     ports.push(channel.port1);
     channel.port1.on('message', (message: IntervalLatency) => {
@@ -232,7 +233,7 @@ async function publishPhase(
 }
 
 function progressPrefix(context: RunContext): string {
-  if (context.options.compareUrl === undefined && context.options.rounds === 1) return '';
+  if (context.options.compareUrls === undefined && context.options.rounds === 1) return '';
   return `[${context.label} r${context.round}] `;
 }
 
@@ -264,7 +265,7 @@ function assemble(context: RunContext, topology: Topology, session: BrokerSessio
   const windowSeconds = Math.max(measured.windowSeconds, 1e-6);
   return {
     label: context.label,
-    url: redactUrl(context.url),
+    url: context.urls.map(redactUrl).join(','),
     round: context.round,
     broker: session.identity(),
     threads: measured.groups.length,

@@ -17,7 +17,9 @@ function rejects(argv: string[], message: RegExp): void {
 describe('bench argument parsing', () => {
   it('defaults to the first form of the issue: 1 → 1, 256 B, manual acks, prefetch 1000, 10 s', () => {
     const options = parse([]);
-    assert.equal(options.url, 'amqp://guest:guest@localhost:5672');
+    assert.deepEqual(options.urls, ['amqp://guest:guest@localhost:5672']);
+    assert.equal(options.compareUrls, undefined);
+    assert.deepEqual(options.queueArgs, {});
     assert.equal(options.producers, 1);
     assert.equal(options.consumers, 1);
     assert.equal(options.queueCount, 1);
@@ -44,8 +46,8 @@ describe('bench argument parsing', () => {
       '--binding-key', 'a.*', '--queue-args', 'x-queue-type=quorum,x-max-length=1000', '--queue-prefix', 'qp', '--json',
       '--hgrm', 'out', '--plot', 'p.svg', '--threads', '3', '--keep-queues',
     ]);
-    assert.equal(options.url, 'amqp://u:p@h:5673/vh');
-    assert.equal(options.compareUrl, 'amqps://other');
+    assert.deepEqual(options.urls, ['amqp://u:p@h:5673/vh']);
+    assert.deepEqual(options.compareUrls, ['amqps://other']);
     assert.equal(options.rounds, 5);
     assert.equal(options.producers, 4);
     assert.equal(options.consumers, 3);
@@ -126,6 +128,37 @@ describe('bench argument parsing', () => {
     rejects(['--url', 'no url'], /--url 'no url' is not a URL/);
     rejects(['--url', 'http://localhost'], /must start with amqp:\/\/ or amqps:\/\//);
     rejects(['--compare', 'nope'], /--compare 'nope' is not a URL/);
+  });
+
+  it('takes several URLs, repeated or comma-separated, for both brokers', () => {
+    const options = parse(['--url', 'amqp://n1:5672,amqp://n2:5673', '-u', 'amqp://n3:5674', '--compare', 'amqp://r1:5781, amqp://r2:5782', '--compare', 'amqp://r3:5783']);
+    assert.deepEqual(options.urls, ['amqp://n1:5672', 'amqp://n2:5673', 'amqp://n3:5674']);
+    assert.deepEqual(options.compareUrls, ['amqp://r1:5781', 'amqp://r2:5782', 'amqp://r3:5783']);
+  });
+
+  it('rejects URL lists with holes, repeats, bad entries or too many nodes', () => {
+    rejects(['--url', 'amqp://a,,amqp://b'], /--url has an empty entry in 'amqp:\/\/a,,amqp:\/\/b'/);
+    rejects(['--url', 'amqp://a,'], /--url has an empty entry/);
+    rejects(['--url', 'amqp://a', '--url', 'amqp://a'], /--url lists 'amqp:\/\/a' twice/);
+    rejects(['--compare', 'amqp://a,http://b'], /--compare 'http:\/\/b' must start with amqp:\/\//);
+    const seventeen = Array.from({ length: 17 }, (_, index) => `amqp://n${index}`).join(',');
+    rejects(['--url', seventeen], /--url lists 17 URLs, more than 16/);
+  });
+
+  it('declares quorum or classic queues with --queue-type', () => {
+    assert.deepEqual(parse(['--queue-type', 'quorum']).queueArgs, { 'x-queue-type': 'quorum' });
+    assert.deepEqual(parse(['--queue-type', 'classic']).queueArgs, { 'x-queue-type': 'classic' });
+    assert.deepEqual(parse(['--queue-type', 'quorum', '--queue-args', 'x-quorum-initial-group-size=3']).queueArgs, {
+      'x-quorum-initial-group-size': 3,
+      'x-queue-type': 'quorum',
+    });
+    assert.deepEqual(parse(['--queue-type', 'quorum', '--queue-args', 'x-queue-type=quorum']).queueArgs, { 'x-queue-type': 'quorum' });
+  });
+
+  it('rejects unknown queue types and a --queue-type that contradicts --queue-args', () => {
+    rejects(['--queue-type', 'stream'], /--queue-type 'stream' is not one of classic, quorum/);
+    rejects(['--queue-type', 'Quorum'], /--queue-type 'Quorum' is not one of/);
+    rejects(['--queue-type', 'quorum', '--queue-args', 'x-queue-type=classic'], /--queue-type quorum contradicts --queue-args x-queue-type=classic/);
   });
 
   it('rejects acking combinations that cannot work', () => {

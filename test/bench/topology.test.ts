@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { dealClients } from '../../src/bench/client-groups.js';
+import { dealClients, urlOfClient } from '../../src/bench/client-groups.js';
 import { parseBenchArgs } from '../../src/bench/parse-args.js';
 import type { BenchOptions } from '../../src/bench/options.js';
 import { consumableCopies, planTopology, routedCopies, topicMatches } from '../../src/bench/topology.js';
@@ -73,30 +73,57 @@ describe('topology', () => {
   });
 });
 
+const ONE_URL = ['amqp://localhost'];
+
 describe('dealing clients to threads', () => {
   it('puts the producer and the consumer of a 1 → 1 run on different threads', () => {
-    const groups = dealClients(planTopology(options([])), 2);
+    const groups = dealClients(planTopology(options([])), 2, ONE_URL);
     assert.equal(groups.length, 2);
     assert.deepEqual(groups.map((group) => [group.producers.length, group.consumers.length]), [[1, 0], [0, 1]]);
   });
 
   it('gives each of two threads two producers and two consumers in a 4 → 4 run', () => {
-    const groups = dealClients(planTopology(options(['-x', '4', '-y', '4', '--queues', '4'])), 2);
+    const groups = dealClients(planTopology(options(['-x', '4', '-y', '4', '--queues', '4'])), 2, ONE_URL);
     assert.deepEqual(groups.map((group) => [group.producers.length, group.consumers.length]), [[2, 2], [2, 2]]);
   });
 
   it('deals every client exactly once and never makes more groups than clients', () => {
     const topology = planTopology(options(['-x', '3', '-y', '5', '--queues', '2', '--threads', '4']));
-    const groups = dealClients(topology, 4);
+    const groups = dealClients(topology, 4, ONE_URL);
     assert.equal(groups.length, 4);
     const clients = groups.flatMap((group) => [...group.producers, ...group.consumers].map((client) => client.client)).sort((a, b) => a - b);
     assert.deepEqual(clients, [0, 1, 2, 3, 4, 5, 6, 7]);
-    assert.equal(dealClients(planTopology(options(['-y', '0'])), 2).length, 1);
+    assert.equal(dealClients(planTopology(options(['-y', '0'])), 2, ONE_URL).length, 1);
   });
 
   it('spreads the producers\' fixed-rate schedules evenly over one interval', () => {
-    const groups = dealClients(planTopology(options(['-x', '4', '-y', '0', '--threads', '2'])), 2);
+    const groups = dealClients(planTopology(options(['-x', '4', '-y', '0', '--threads', '2'])), 2, ONE_URL);
     const offsets = groups.flatMap((group) => group.producers.map((producer) => producer.scheduleOffset)).sort((a, b) => a - b);
     assert.deepEqual(offsets, [0, 0.25, 0.5, 0.75]);
+  });
+
+  it('sends every client to the one URL of a single broker', () => {
+    const groups = dealClients(planTopology(options(['-x', '2', '-y', '2'])), 2, ONE_URL);
+    const urls = groups.flatMap((group) => [...group.producers, ...group.consumers].map((client) => client.url));
+    assert.deepEqual(new Set(urls), new Set(ONE_URL));
+  });
+});
+
+describe('spreading clients over a cluster\'s nodes', () => {
+  const nodes = ['amqp://n1', 'amqp://n2', 'amqp://n3'];
+
+  it('puts the producer and the consumer of a 1 → 1 run on different nodes', () => {
+    assert.equal(urlOfClient(nodes, 0), 'amqp://n1');
+    assert.equal(urlOfClient(nodes, 1), 'amqp://n2');
+  });
+
+  it('deals clients round-robin over the nodes, producers first, then consumers', () => {
+    const groups = dealClients(planTopology(options(['-x', '2', '-y', '3'])), 2, nodes);
+    const byClient = new Map(groups.flatMap((group) => [...group.producers, ...group.consumers]).map((client) => [client.client, client.url]));
+    assert.deepEqual([0, 1, 2, 3, 4].map((client) => byClient.get(client)), ['amqp://n1', 'amqp://n2', 'amqp://n3', 'amqp://n1', 'amqp://n2']);
+  });
+
+  it('refuses an empty URL list rather than connect nowhere', () => {
+    assert.throws(() => urlOfClient([], 0), RangeError);
   });
 });
