@@ -20,6 +20,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, w
 import { request } from 'node:http';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -193,7 +194,15 @@ function logTail(path, lines = 15) {
   }
 }
 
-function nodeArgs(ports, etcdEndpoint) {
+/**
+ * Shard threads per node: the machine's cores shared among the nodes, since they all run
+ * here (three nodes of two shards each on a two-core machine just contend for the CPU).
+ */
+export function shardsPerNode(nodes, cores = availableParallelism()) {
+  return Math.max(1, Math.floor(cores / nodes));
+}
+
+function nodeArgs(ports, etcdEndpoint, shards) {
   return [
     warrenJs,
     '--cluster',
@@ -206,6 +215,7 @@ function nodeArgs(ports, etcdEndpoint) {
     '--mgmt-port', String(ports.mgmt),
     '--prometheus-port', String(ports.prometheus),
     '--ws-port', String(ports.ws),
+    '--shards', String(shards),
   ];
 }
 
@@ -305,7 +315,7 @@ async function start({ nodes, basePort }) {
     const secret = randomBytes(24).toString('hex');
     for (const p of ports.nodes) {
       ensureSecret(join(dir, p.name), secret);
-      const node = { name: p.name, pid: undefined, ports: p, args: nodeArgs(p, etcdEndpoint) };
+      const node = { name: p.name, pid: undefined, ports: p, args: nodeArgs(p, etcdEndpoint, shardsPerNode(ports.nodes.length)) };
       state.nodes.push(node);
       await startNode(node);
       writeState(state);
