@@ -113,6 +113,8 @@ function queueKey(vhost: string, name: string): string {
 }
 
 export class Controller {
+  /** Queues reported as without a leader, with the reason said (so it is said once). */
+  private readonly stuckSaid = new Map<string, string>();
   private readonly election: Election;
   private campaign: Campaign | undefined;
   private elected = false;
@@ -313,10 +315,16 @@ export class Controller {
     const plan = planFailover(p, dead);
     switch (plan.kind) {
       case 'healthy':
+        this.stuckSaid.delete(queueKey(q.vhost, q.name));
         return true;
-      case 'stuck':
-        this.opts.log?.warn(`queue '${q.name}' in vhost '${q.vhost}' has no leader (${plan.reason}); waiting for a node to return`);
-        return false;
+      case 'stuck': {
+        // Only a node coming back can change this, and the member watch brings a new pass
+        // then: no retry timer, and one log line per queue and reason.
+        const key = queueKey(q.vhost, q.name);
+        if (this.stuckSaid.get(key) !== plan.reason) this.opts.log?.warn(`queue '${q.name}' in vhost '${q.vhost}' has no leader (${plan.reason}); waiting for a node to return`);
+        this.stuckSaid.set(key, plan.reason);
+        return true;
+      }
       case 'shrinkIsr': {
         if (term !== this.term) return true;
         const ok = await this.opts.placements.compareAndSet(q.vhost, q.name, p.epoch, plan.next, { expectedVersion: p.version });

@@ -488,6 +488,19 @@ export class Broker implements RemoteLinkHost {
     this.noteShardWrite(shard, undefined);
   }
 
+  /**
+   * A replicated queue this node leads again after dropOnShard left its meta here (a lost
+   * lease, then elected at a newer epoch): moveQueue to the same shard does nothing, so the
+   * shard is told to open it anew (with q.config, which names the log's next offset).
+   */
+  reopenOnShard(q: QueueMeta): void {
+    if (q.shard.remoteNode !== undefined) throw new Error(`reopenOnShard: ${queueLabel(q.vhost, q.name)} is led by node ${q.shard.remoteNode}`);
+    const shard = q.shard as ShardLink;
+    shard.createQueue(q.config);
+    this.noteShardWrite(shard, undefined);
+    this.log.info(`${queueLabel(q.vhost, q.name)} now led by this node again`);
+  }
+
   queueLabelOf(queueId: number): string {
     const q = this.queuesById.get(queueId);
     return q === undefined ? `queue with id ${queueId}` : queueLabel(q.vhost, q.name);

@@ -132,6 +132,7 @@ export class ClusterMember implements ClusterQueues {
     const { broker, log } = this.o;
     await this.plane.join({ name: this.o.nodeName, ...this.o.advertised, startedAtMs: Date.now() });
     this.plane.onLeaseLost((reason) => this.onLeaseLost(reason));
+    this.plane.onLeaseGranted(() => this.onLeaseRegained());
     this.plane.onForgotten(() => {
       log.error('this node was removed from the cluster (forget_cluster_node): stopping');
       process.kill(process.pid, 'SIGTERM');
@@ -143,7 +144,7 @@ export class ClusterMember implements ClusterQueues {
         else {
           this.members.delete(ev.name);
           if (ev.member !== undefined) this.o.log.info(`cluster: node ${ev.name} left`);
-          if (this.controller.isController) void this.dropTransientQueuesOf(ev.name);
+          if (ev.name !== this.o.nodeName) this.dropTransientQueuesLater(ev.name);
         }
       }),
     );
@@ -186,15 +187,31 @@ export class ClusterMember implements ClusterQueues {
   }
 
   /**
-   * A node is gone (or restarted): its exclusive and non-durable classic queues went with it,
-   * as in RabbitMQ, so the controller removes them from the cluster.
+   * A node left. Every other node, not only the controller, acts on it: when the node that
+   * left was the controller, its successor is elected after this event and never sees it.
+   * Removal is a compare-and-set on the epoch, so one node's delete wins. It waits one lease
+   * first: a node that only lost its lease (etcd was out of reach for everyone) is back by then,
+   * with its connections and their exclusive queues; a restarted one deletes its own.
+   */
+  private dropTransientQueuesLater(node: string): void {
+    setTimeout(() => {
+      if (!this.stopped && !this.members.has(node)) void this.dropTransientQueuesOf(node);
+    }, this.o.leaseMs).unref();
+  }
+
+  /**
+   * A node is gone: its exclusive and non-durable classic queues went with it, as in
+   * RabbitMQ, so they are removed from the cluster.
    */
   private async dropTransientQueuesOf(node: string): Promise<void> {
     for (const k of [...this.known.values()]) {
       const p = k.placement;
       if (p.type !== 'classic' || p.leader !== node || !isTransient(p)) continue;
-      this.o.log.info(`cluster: ${label(k.vhost, k.name)} was ${p.queue?.exclusive === true ? 'exclusive to a connection' : 'non-durable'} on ${node}, which is gone: deleting it`);
-      await this.placements.remove(k.vhost, k.name, p.epoch).catch((e: unknown) => this.o.log.warn(`could not remove ${label(k.vhost, k.name)}: ${String(e)}`));
+      const removed = await this.placements.remove(k.vhost, k.name, p.epoch).catch((e: unknown) => {
+        this.o.log.warn(`could not remove ${label(k.vhost, k.name)}: ${String(e)}`);
+        return false;
+      });
+      if (removed) this.o.log.info(`cluster: ${label(k.vhost, k.name)} was ${p.queue?.exclusive === true ? 'exclusive to a connection' : 'non-durable'} on ${node}, which is gone: deleted it`);
     }
   }
 
@@ -361,8 +378,11 @@ export class ClusterMember implements ClusterQueues {
       if (meta === undefined) broker.createQueue(v, nq, { queueId: p.id, shardIndex: p.id % this.o.shards, replicated });
       else {
         meta.config = { ...meta.config, replicated };
-        if (meta.shard.remoteNode === undefined) broker.dropOnShard(meta);
-        broker.moveQueue(meta, { shardIndex: p.id % this.o.shards });
+        if (meta.shard.remoteNode === undefined) {
+          // Led here before (its lease was lost): the shard dropped it, and it stays on that shard.
+          broker.dropOnShard(meta);
+          broker.reopenOnShard(meta);
+        } else broker.moveQueue(meta, { shardIndex: p.id % this.o.shards });
       }
       log.info(`cluster: leading ${label(vhost, name)} at epoch ${p.epoch} (log continues at ${nextOffset})`);
       return;
@@ -458,6 +478,19 @@ export class ClusterMember implements ClusterQueues {
       void this.o.replicator.stop(queueId);
       const meta = this.o.broker.queuesById.get(queueId);
       if (meta !== undefined && meta.shard.remoteNode === undefined) this.o.broker.dropOnShard(meta);
+    }
+  }
+
+  /**
+   * Back with a new lease: a replicated queue whose placement still names this node leader,
+   * though it stopped leading when the lease was lost, has no leader. If nothing else moves
+   * its placement (every node lost its lease at once: etcd was down), nobody would elect one:
+   * apply it again, which elects.
+   */
+  private onLeaseRegained(): void {
+    for (const k of this.known.values()) {
+      const p = k.placement;
+      if (p.type !== 'classic' && p.leader === this.o.nodeName && this.led.get(p.id) !== p.epoch) this.schedule(k.vhost, k.name, p);
     }
   }
 

@@ -1,6 +1,7 @@
 /**
  * A real, throwaway etcd for tests: one member on 127.0.0.1 with ephemeral client and peer
- * ports and its own temp data dir, started fresh per call and removed by stop().
+ * ports and its own temp data dir, started fresh per call and removed by stop(). kill() and
+ * restart() take it down and bring it back on the same data dir and ports (an etcd outage).
  *
  * It runs with a short raft heartbeat and election timeout so that etcd honours 1 s leases
  * (etcd raises any TTL below 1.5 × its election timeout) and a lease-expiry test finishes in
@@ -20,10 +21,14 @@ export interface TestEtcd {
   endpoint: string;
   process: ChildProcess;
   dataDir: string;
-  /** Everything etcd wrote (it logs to stderr). */
+  /** Everything etcd wrote (it logs to stderr), across restarts. */
   log(): string;
   /** Kills etcd and removes its data dir. */
   stop(): Promise<void>;
+  /** SIGKILLs etcd and waits for it to exit; its data dir and ports stay for restart(). */
+  kill(): Promise<void>;
+  /** Starts etcd again, after kill(), on the same data dir and ports; resolves once it is healthy. */
+  restart(): Promise<void>;
 }
 
 /** etcd on a 2-core machine under test load starts in well under a second; this is the outer bound. */
@@ -96,33 +101,62 @@ export async function startEtcd(): Promise<TestEtcd> {
     '--logger', 'zap',
     '--log-level', 'warn',
   ];
-  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
-  child.stdout?.setEncoding('utf8').on('data', (c: string) => (output += c));
-  child.stderr?.setEncoding('utf8').on('data', (c: string) => (output += c));
+  let child: ChildProcess;
   let exited = false;
-  const exit = once(child, 'exit').then(() => {
-    exited = true;
-  });
-  const stop = async (): Promise<void> => {
+  let exit: Promise<void>;
+  const launch = (): void => {
+    const c = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    c.stdout?.setEncoding('utf8').on('data', (d: string) => (output += d));
+    c.stderr?.setEncoding('utf8').on('data', (d: string) => (output += d));
+    child = c;
+    exited = false;
+    exit = once(c, 'exit').then(() => {
+      exited = true;
+    });
+  };
+  const kill = async (): Promise<void> => {
     if (!exited) {
       child.kill('SIGKILL');
       await exit;
     }
+  };
+  const stop = async (): Promise<void> => {
+    await kill();
     await rm(dataDir, { recursive: true, force: true });
   };
-  const start = Date.now();
-  for (;;) {
-    if (exited) {
-      await stop();
-      throw new Error(`etcd exited during start-up:\n${output}`);
+  /** Polls /health until etcd answers; on failure runs onFail (which kills it) and throws. */
+  const whenHealthy = async (onFail: () => Promise<void>): Promise<void> => {
+    const start = Date.now();
+    for (;;) {
+      if (exited) {
+        await onFail();
+        throw new Error(`etcd exited during start-up:\n${output}`);
+      }
+      if (await healthy(endpoint)) return;
+      if (Date.now() - start > startDeadlineMs) {
+        await onFail();
+        throw new Error(`etcd did not become healthy within ${startDeadlineMs} ms:\n${output}`);
+      }
+      await new Promise((r) => setTimeout(r, probeIntervalMs));
     }
-    if (await healthy(endpoint)) break;
-    if (Date.now() - start > startDeadlineMs) {
-      await stop();
-      throw new Error(`etcd did not become healthy within ${startDeadlineMs} ms:\n${output}`);
-    }
-    await new Promise((r) => setTimeout(r, probeIntervalMs));
-  }
-  return { endpoint, process: child, dataDir, log: () => output, stop };
+  };
+  launch();
+  await whenHealthy(stop);
+  return {
+    endpoint,
+    get process() {
+      return child;
+    },
+    dataDir,
+    log: () => output,
+    stop,
+    kill,
+    async restart() {
+      if (!exited) throw new Error(`etcd restart: it is still running (pid ${child.pid}); kill() it first`);
+      // The data dir already holds the member: etcd ignores the --initial-cluster* flags and recovers from it.
+      launch();
+      await whenHealthy(kill);
+    },
+  };
 }
