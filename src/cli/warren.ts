@@ -2,6 +2,8 @@
 /** `warren` / `npm start`: runs one broker node until SIGTERM or SIGINT. */
 import { ConfigError, loadConfig, usage } from '../node/config.js';
 import { startNode } from '../node/node.js';
+import { StartError } from '../node/start-error.js';
+import { ForgottenError } from '../cluster/control-plane.js';
 
 async function main(): Promise<void> {
   if (process.argv[2] === 'bench') {
@@ -42,6 +44,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`warren: failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  // An operator's mistake gets its message; anything else (a bug) its stack too.
+  const known = err instanceof StartError || err instanceof ForgottenError;
+  process.stderr.write(`warren: failed to start: ${err instanceof Error ? (known ? err.message : (err.stack ?? err.message)) : String(err)}\n`);
   process.exit(1);
 });

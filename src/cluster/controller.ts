@@ -52,7 +52,9 @@ export function planFailover(p: PlacementSpec, dead: ReadonlySet<string>): Failo
   if (dead.has(p.leader)) {
     const pool = p.type === 'quorum' ? p.members : p.isr;
     const candidates = pool.filter((n) => n !== p.leader && !dead.has(n));
-    if (candidates.length === 0) return { kind: 'stuck', reason: p.type === 'quorum' ? 'no live member' : 'no live in-sync replica' };
+    if (candidates.length === 0) {
+      return { kind: 'stuck', reason: p.type === 'quorum' ? 'no live member' : p.type === 'classic' ? `its node ${p.leader} is down` : 'no live in-sync replica' };
+    }
     if (p.type === 'quorum' && candidates.length < majority(p.members.length)) {
       return { kind: 'stuck', reason: `only ${candidates.length} of ${p.members.length} members live, a majority is ${majority(p.members.length)}` };
     }

@@ -14,6 +14,8 @@
  *   P defs/queues/<vhost>/<name>
  *   P defs/bindings/<vhost>/<sha256-hex>
  *   P queues/<vhost>/<name>                 JSON placement; the queue id is the key's create_revision
+ *   P poll/<queueId>/<nonce>[/<node>]       a controller's question to a queue's replicas, and their answers (replica-poll.ts)
+ *   P secret-check                          fingerprint of the cluster secret (secret-check.ts)
  *
  * Every name and vhost segment is encodeURIComponent-encoded, so a '/' in a name cannot make
  * one key look like another.

@@ -27,6 +27,8 @@ import { DefinitionsSync } from '../cluster/definitions-sync.js';
 import { PlacementStore, chooseMembers, nodeLoad, type PlacedQueue, type Placement, type PlacementSpec, type QueueDecl } from '../cluster/placement.js';
 import { ReplicaPoll } from '../cluster/replica-poll.js';
 import { revokeIfDead } from '../cluster/death-evidence.js';
+import { checkClusterSecret } from '../cluster/secret-check.js';
+import { StartError } from './start-error.js';
 import type { FollowRequest, LeadRequest, PlacementUpdate, ReplicaMember, ReplicaStatus } from '../replication/types.js';
 import type { Logger } from './logger.js';
 import type { LatencyExport } from '../metrics/latency.js';
@@ -59,6 +61,8 @@ export interface ClusterMemberOptions {
   /** host:port other nodes and clients use. */
   advertised: { amqp: string; peer: string; repl: string };
   shards: number;
+  /** The cluster secret: its fingerprint in etcd keeps a node with another secret out at start. */
+  secret: string;
 }
 
 /** How long a controller waits for replicas to say where their logs end. */
@@ -130,6 +134,12 @@ export class ClusterMember implements ClusterQueues {
 
   async start(): Promise<void> {
     const { broker, log } = this.o;
+    try {
+      await this.plane.ping();
+    } catch (e) {
+      throw new StartError(`cannot reach etcd at ${this.o.etcd.join(', ')}: ${e instanceof Error ? e.message : String(e)} (is it running? see docs/cluster.md)`);
+    }
+    await checkClusterSecret(this.plane.ns, this.o.secret);
     await this.plane.join({ name: this.o.nodeName, ...this.o.advertised, startedAtMs: Date.now() });
     this.plane.onLeaseLost((reason) => this.onLeaseLost(reason));
     this.plane.onLeaseGranted(() => this.onLeaseRegained());
@@ -267,7 +277,7 @@ export class ClusterMember implements ClusterQueues {
       const params = policy?.['ha-params'];
       const count = mode === 'all' ? live.length : Math.min(typeof params === 'number' ? params : 1, live.length);
       const members = chooseMembers(live, load, count, me);
-      const minRaw = policy?.['ha-min-insync'];
+      const minRaw = policy?.['min-insync'];
       const minInsync = typeof minRaw === 'number' ? Math.min(minRaw, members.length) : 1;
       return { type: 'mirrored', leader: me, members, isr: members, epoch: 1, minInsync, queue };
     }

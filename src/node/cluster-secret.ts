@@ -5,11 +5,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { StartError } from './start-error.js';
 
 /** Short secrets are guessable; RabbitMQ's generated cookies are 20 characters. */
 export const clusterSecretMinChars = 16;
 
-export class ClusterSecretError extends Error {}
+export class ClusterSecretError extends StartError {}
 
 export function resolveClusterSecret(configured: string, dataDir: string): string {
   let secret = configured;

@@ -2,7 +2,7 @@
  * The node's settings, from (in rising precedence) defaults, a JSON config file,
  * WARREN_* environment variables, and command-line flags.
  */
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { isLogLevel, type LogLevel } from './logger.js';
@@ -114,7 +114,7 @@ export function defaultConfig(): NodeConfig {
     segmentBytes: 64 * 1024 * 1024,
     repair: false,
     queueMemoryMb: 512,
-    nodeName: `warren@${process.env['HOSTNAME'] ?? 'localhost'}`,
+    nodeName: `warren@${hostname().split('.')[0] || 'localhost'}`,
     clusterName: 'warren',
     mgmtPort: 15672,
     mgmtHost: '127.0.0.1',

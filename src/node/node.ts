@@ -24,6 +24,7 @@ import { startManagement } from '../mgmt/management.js';
 import type { NodeConfig } from './config.js';
 import { createLogger, type Logger } from './logger.js';
 import { resolveClusterSecret } from './cluster-secret.js';
+import { StartError } from './start-error.js';
 import { ClusterMember } from './cluster-member.js';
 import { startPeerListener } from '../front/peer-session.js';
 import { startReplicatorWorker, type ShardReplicatorRings } from '../replication/worker-client.js';
@@ -44,6 +45,10 @@ interface ShardThread {
 }
 
 /** Starts a shard worker; it recovers its log before it says ready (all shards recover in parallel). */
+function isUnspecifiedAddress(host: string): boolean {
+  return host === '0.0.0.0' || host === '::' || host === '[::]';
+}
+
 /** Segment size of each replicated queue's log (at most; --segment-bytes if smaller). */
 const replicaSegmentBytesMax = 8 * 1024 * 1024;
 
@@ -181,6 +186,9 @@ export async function startNode(config: NodeConfig, log: Logger = createLogger(c
   const url = `amqp://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   if (replicator !== undefined && peer !== undefined) {
     const advertise = config.advertiseHost !== '' ? config.advertiseHost : bindHost;
+    if (isUnspecifiedAddress(advertise)) {
+      throw new StartError(`--host/--bind-host ${bindHost} listens on every address, so other nodes cannot be told one: pass --advertise-host with the address they should dial`);
+    }
     const hostPort = (p: number): string => `${advertise.includes(':') ? `[${advertise}]` : advertise}:${p}`;
     member = new ClusterMember({
       broker,
@@ -192,6 +200,7 @@ export async function startNode(config: NodeConfig, log: Logger = createLogger(c
       leaseMs: config.leaseMs,
       advertised: { amqp: hostPort(port), peer: hostPort(peer.port), repl: hostPort(replicator.port) },
       shards: config.shards,
+      secret,
     });
     broker.cluster = member;
     await member.start();
