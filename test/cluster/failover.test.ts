@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import amqp from 'amqplib';
 import { startCluster, withNodeLogs, type TestCluster } from '../helpers/cluster.js';
 import { waitFor } from '../helpers/broker.js';
+import { within } from '../helpers/amqp-expect.js';
 
 const rounds = 3;
 const messagesPerRound = 400;
@@ -68,39 +69,47 @@ test('quorum queue: SIGKILL of the leader under load loses no confirmed message'
     pubConn.on('error', () => {});
     subConn.on('error', () => {});
 
-    // Consumer: re-consumes whenever it is cancelled (its queue's leader went away).
-    let consuming = false;
-    let stopConsuming = false;
-    const consumeLoop = async (): Promise<void> => {
-      while (!stopConsuming) {
-        if (!consuming) {
-          try {
-            const ch = await subConn.createChannel();
-            ch.on('error', () => {});
-            await ch.prefetch(20);
-            consuming = true;
-            ch.on('close', () => (consuming = false));
-            await ch.consume(queue, (m) => {
-              if (m === null) {
-                consuming = false; // cancelled by the broker: the leader is gone
-                void ch.close().catch(() => {});
-                return;
-              }
-              deliveries.push({ key: m.content.toString(), redelivered: m.fields.redelivered });
-              ch.ack(m);
-            });
-          } catch {
-            consuming = false;
+    // Consumer: when the broker cancels it (its queue's leader went away), it consumes again
+    // once a newer leader is known, as a client that handles consumer-cancel notifications does.
+    let stopped = false;
+    let reattaching: Promise<unknown> = Promise.resolve();
+    const attach = async (): Promise<boolean> => {
+      try {
+        const ch = await subConn.createChannel();
+        ch.on('error', () => {});
+        await ch.prefetch(20);
+        await ch.consume(queue, (m) => {
+          if (m === null) {
+            void ch.close().catch(() => {});
+            if (!stopped) reattaching = reattach();
+            return;
           }
-        }
-        await new Promise((r) => setTimeout(r, 20)); // re-check (bounded by the round's deadline)
+          deliveries.push({ key: m.content.toString(), redelivered: m.fields.redelivered });
+          ch.ack(m);
+        });
+        return true;
+      } catch {
+        return false;
       }
     };
-    const consumer = consumeLoop();
+    const reattach = (): Promise<unknown> =>
+      waitFor(() => stopped || ((leaderOf(cluster, queue)?.epoch ?? 0) > leader.epoch && attach()), 'the consumer attached to the new leader', roundDeadlineMs);
+    await waitFor(attach, 'the consumer attached', roundDeadlineMs);
 
-    // Producer: each message id is published (again, as a new attempt) until one attempt is confirmed.
+    // Producer: each message id is published (again, as a new attempt) until one attempt is
+    // confirmed; it waits for a confirm or nack (or its channel closing), never for a set time.
     let pubCh = await pubConn.createConfirmChannel();
-    pubCh.on('error', () => {});
+    let pubOpen = true;
+    let progressed: () => void = () => {};
+    const openPublisher = (ch: amqp.ConfirmChannel): void => {
+      pubOpen = true;
+      ch.on('error', () => {});
+      ch.on('close', () => {
+        pubOpen = false;
+        progressed();
+      });
+    };
+    openPublisher(pubCh);
     const pending = new Map<string, number>();
     const attempts = new Map<number, number>();
     const todo: number[] = [];
@@ -115,7 +124,12 @@ test('quorum queue: SIGKILL of the leader under load loses no confirmed message'
         process.stderr.write(`round ${round}: killing ${leader.node} (epoch ${leader.epoch}, pid ${cluster.node(leader.node).broker.process.pid}) after ${confirmedThisRound} confirms; producer on ${pubNode}, consumer on ${subNode}\n`);
         await cluster.kill(leader.node);
       }
-      while (pending.size < inFlightMax && todo.length > 0) {
+      if (!pubOpen) {
+        pubCh = await pubConn.createConfirmChannel();
+        openPublisher(pubCh);
+      }
+      const progress = new Promise<void>((resolve) => (progressed = resolve));
+      while (pubOpen && pending.size < inFlightMax && todo.length > 0) {
         const id = todo.shift() as number;
         const attempt = (attempts.get(id) ?? 0) + 1;
         attempts.set(id, attempt);
@@ -128,17 +142,15 @@ test('quorum queue: SIGKILL of the leader under load loses no confirmed message'
               if (!confirmed.has(String(id))) confirmedThisRound++;
               confirmed.add(String(id));
             } else todo.push(id);
+            progressed();
           });
         } catch {
           pending.delete(key);
           todo.push(id);
+          pubOpen = false; // the channel is closing: a new one next turn
         }
       }
-      await new Promise((r) => setTimeout(r, 5));
-      if ((pubCh as unknown as { connection?: unknown }).connection === null) {
-        pubCh = await pubConn.createConfirmChannel();
-        pubCh.on('error', () => {});
-      }
+      if (pubOpen && (pending.size > 0 || todo.length > 0)) await within(progress, `a confirm or nack in round ${round}`, roundDeadlineMs);
     }
     nextId = roundEnd;
     // Every confirmed message of this round reaches the consumer.
@@ -151,8 +163,8 @@ test('quorum queue: SIGKILL of the leader under load loses no confirmed message'
       `every confirmed message consumed after round ${round}`,
       roundDeadlineMs,
     );
-    stopConsuming = true;
-    await consumer;
+    stopped = true;
+    await reattaching.catch(() => {});
     await pubConn.close().catch(() => {});
     await subConn.close().catch(() => {});
     // The killed node comes back (and catches up) before the next round.
