@@ -360,16 +360,7 @@ export class Broker implements RemoteLinkHost {
 
   /** Deletes a queue: consumers are cancelled (clients notified), bindings removed; resolves with its ready count. */
   async deleteQueue(q: QueueMeta, why: string): Promise<number> {
-    if (q.deleted) return 0;
-    q.deleted = true;
-    const vhost = this.vhost(q.vhost);
-    vhost.queues.delete(q.name);
-    this.queuesById.delete(q.queueId);
-    for (const c of [...q.consumers]) this.removeConsumer(c, true);
-    vhost.graph.removeQueueBindings(q.name);
-    this.exchangeUnbound(vhost);
-    q.shard.queueCount--;
-    if (q.durable && q.shard.remoteNode === undefined) void this.definitionsChanged();
+    if (!this.forgetQueue(q)) return 0;
     if (this.cluster !== undefined) void this.cluster.queueDeleted(q);
     this.log.debug(`queue '${q.name}' in vhost '${q.vhost}' ${why}`);
     const count = q.shard.deleteQueue(q.queueId);
@@ -435,7 +426,12 @@ export class Broker implements RemoteLinkHost {
    * told; use deleteQueue to delete the queue itself.
    */
   removeQueueMeta(q: QueueMeta, why: string): void {
-    if (q.deleted) return;
+    if (this.forgetQueue(q)) this.log.debug(`${queueLabel(q.vhost, q.name)} removed from this node: ${why}`);
+  }
+
+  /** The front's side of a queue going away (consumers cancelled, bindings dropped); false if it already went. */
+  private forgetQueue(q: QueueMeta): boolean {
+    if (q.deleted) return false;
     q.deleted = true;
     const vhost = this.vhost(q.vhost);
     vhost.queues.delete(q.name);
@@ -445,7 +441,7 @@ export class Broker implements RemoteLinkHost {
     this.exchangeUnbound(vhost);
     q.shard.queueCount--;
     if (q.durable && q.shard.remoteNode === undefined) void this.definitionsChanged();
-    this.log.debug(`${queueLabel(q.vhost, q.name)} removed from this node: ${why}`);
+    return true;
   }
 
   /**

@@ -432,25 +432,10 @@ export class Shard implements QueueHost {
         continue;
       }
       const ttl = messageTtlMs(expiration, q.config.messageTtlMs);
-      if (this.replicated?.has(q.id) === true) {
-        // Every message of a replicated queue is logged (as in RabbitMQ's quorum queues) and
-        // enters the queue at its commit.
-        const m: Message = {
-          id: this.nextMsgId++,
-          payload: (payload ??= Buffer.from(ringPayload)),
-          bodyBytes,
-          redelivered: false,
-          deliveryCount: 0,
-          priority,
-          persistent,
-          expiresAtMs: ttl === undefined ? 0 : now + ttl,
-          enqueuedAtMs: nowPerf,
-          persisted: true,
-        };
-        (waiting ??= []).push(this.replicated.enqueue(q.id, m));
-        continue;
-      }
-      const pager = this.pager !== undefined && this.pager.mustPageOut(q, priority) ? this.pager : undefined;
+      // Every message of a replicated queue is logged (as in RabbitMQ's quorum queues) and
+      // enters the queue at its commit; it is never paged (its log is the replicator's).
+      const replicated = this.replicated?.has(q.id) === true;
+      const pager = !replicated && this.pager !== undefined && this.pager.mustPageOut(q, priority) ? this.pager : undefined;
       const m: Message = {
         id: this.nextMsgId++,
         payload: pager !== undefined ? ringPayload : (payload ??= Buffer.from(ringPayload)),
@@ -461,8 +446,12 @@ export class Shard implements QueueHost {
         persistent,
         expiresAtMs: ttl === undefined ? 0 : now + ttl,
         enqueuedAtMs: nowPerf,
-        persisted: false,
+        persisted: replicated,
       };
+      if (replicated) {
+        (waiting ??= []).push((this.replicated as ReplicatedQueues).enqueue(q.id, m));
+        continue;
+      }
       if (q.consumers.length > 0 && q.ready.length > flowHighMessages && !this.congested.has(q)) {
         this.congested.add(q);
         Atomics.store(this.flow, 0, 1);
