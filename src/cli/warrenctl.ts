@@ -37,6 +37,9 @@ interface Options {
   priority: number | undefined;
   applyTo: string | undefined;
   queue: string | undefined;
+  vhostPattern: string | undefined;
+  queuePattern: string | undefined;
+  errorsOnly: boolean;
   timeoutS: number;
   help: boolean;
   positionals: string[];
@@ -54,6 +57,8 @@ const valueFlags: Record<string, keyof Options> = {
   '--priority': 'priority',
   '--apply-to': 'applyTo',
   '--queue': 'queue',
+  '--vhost-pattern': 'vhostPattern',
+  '--queue-pattern': 'queuePattern',
   '-t': 'timeoutS',
   '--timeout': 'timeoutS',
 };
@@ -70,6 +75,9 @@ function parseArgv(argv: string[]): Options {
     priority: undefined,
     applyTo: undefined,
     queue: undefined,
+    vhostPattern: undefined,
+    queuePattern: undefined,
+    errorsOnly: false,
     timeoutS: defaultTimeoutS,
     help: false,
     positionals: [],
@@ -90,6 +98,7 @@ function parseArgv(argv: string[]): Options {
     } else if (a === '-q' || a === '--quiet') o.quiet = true;
     else if (a === '-s' || a === '--silent') o.silent = true;
     else if (a === '--no-table-headers') o.tableHeaders = false;
+    else if (a === '--errors-only') o.errorsOnly = true;
     else if (a === '-h' || a === '--help') o.help = true;
     else if (a.startsWith('-') && a.length > 1 && o.positionals.length === 0) throw new UsageError(`unknown option ${a}`);
     else o.positionals.push(a);
@@ -106,7 +115,7 @@ function setOption(o: Options, key: keyof Options, flag: string, value: string):
   } else if (key === 'formatter') {
     if (value !== 'json' && value !== 'table') throw new UsageError(`--formatter must be json or table, got '${value}'`);
     o.formatter = value;
-  } else if (key === 'socket' || key === 'dataDir' || key === 'vhost' || key === 'applyTo' || key === 'queue') {
+  } else if (key === 'socket' || key === 'dataDir' || key === 'vhost' || key === 'applyTo' || key === 'queue' || key === 'vhostPattern' || key === 'queuePattern') {
     o[key] = value;
   }
 }
@@ -141,6 +150,14 @@ Commands:
   forget_cluster_node NODE          remove a stopped NODE from the cluster; it may not rejoin
   join_cluster NODE                 let a forgotten NODE join again (run on any member; a node
                                     joins by starting with --cluster --etcd URL)
+  add_member [-p VHOST] QUEUE NODE  add a replica of a quorum or mirrored QUEUE on running NODE
+  delete_member [-p VHOST] QUEUE NODE
+                                    remove NODE's replica of QUEUE (not the last member, not a
+                                    running leader)
+  grow NODE all|even [--vhost-pattern REGEX] [--queue-pattern REGEX] [--errors-only]
+                                    add NODE to every matching replicated queue (even: only
+                                    queues with an even number of members)
+  shrink NODE [--errors-only]       remove NODE from every replicated queue it is a member of
   latency [--queue QUEUE]           the broker's HDR latency histograms (µs): publish→confirm,
                                     enqueue→deliver per queue, ring transit, fsync; with --queue,
                                     that queue's full percentile distribution (HdrHistogram format)
@@ -178,6 +195,10 @@ function banner(cmd: string, args: string[], o: Options): string | undefined {
     import_definitions: `Importing definitions in JSON from a file at "${first}" ...`,
     forget_cluster_node: `Removing node ${first} from the cluster`,
     join_cluster: `Re-admitting node ${first} to the cluster`,
+    add_member: `Adding a replica for queue ${first} on node ${args[1] ?? ''}...`,
+    delete_member: `Removing a replica of queue ${first} on node ${args[1] ?? ''}...`,
+    grow: `Growing ${args[1] ?? ''} replicated queues on ${first}...`,
+    shrink: `Shrinking replicated queues on ${first}...`,
   };
   return banners[cmd];
 }
@@ -283,6 +304,9 @@ async function main(): Promise<void> {
   if (o.priority !== undefined) options.priority = o.priority;
   if (o.applyTo !== undefined) options['apply-to'] = o.applyTo;
   if (o.queue !== undefined) options.queue = o.queue;
+  if (o.vhostPattern !== undefined) options['vhost-pattern'] = o.vhostPattern;
+  if (o.queuePattern !== undefined) options['queue-pattern'] = o.queuePattern;
+  if (o.errorsOnly) options['errors-only'] = true;
   req.options = options;
   // The definitions file is the CLI's to read and write (relative paths are the caller's).
   let exportFile: string | undefined;

@@ -38,8 +38,21 @@ export function majority(count: number): number {
   return Math.floor(count / 2) + 1;
 }
 
+/**
+ * A copy to change. A pending membership change stays pending through an ISR change or a
+ * failover: the leader clears it once it applies the members (a new leader does at lead).
+ */
 function spec(p: PlacementSpec): PlacementSpec {
-  return { type: p.type, leader: p.leader, members: [...p.members], isr: [...p.isr], epoch: p.epoch, minInsync: p.minInsync, ...(p.queue === undefined ? {} : { queue: p.queue }) };
+  return {
+    type: p.type,
+    leader: p.leader,
+    members: [...p.members],
+    isr: [...p.isr],
+    epoch: p.epoch,
+    minInsync: p.minInsync,
+    ...(p.queue === undefined ? {} : { queue: p.queue }),
+    ...(p.membersPending === true ? { membersPending: true } : {}),
+  };
 }
 
 /**

@@ -36,6 +36,13 @@ export interface PlacementSpec {
   epoch: number;
   minInsync: number;
   queue?: QueueDecl | undefined;
+  /**
+   * Set by a membership change (membership.ts) and cleared by the queue's leader once its
+   * replicator counts acks by the new members: until then the leader may still commit by the
+   * previous member set, so a second change waits (one step at a time keeps every majority of
+   * the old set overlapping every majority of the new one).
+   */
+  membersPending?: boolean | undefined;
 }
 
 function parseDecl(v: unknown): QueueDecl | undefined {
@@ -88,16 +95,19 @@ export function parsePlacement(kv: IKeyValue): Placement | undefined {
   const id = Number(kv.create_revision);
   if (id >= localQueueIdBase) throw new PlacementError(`placement id ${id} reached the node-local id range (${localQueueIdBase})`);
   const queue = parseDecl(o['queue']);
-  return { id, version: Number(kv.mod_revision), type, leader, members, isr, epoch, minInsync, ...(queue === undefined ? {} : { queue }) };
+  const pending = o['membersPending'] === true ? { membersPending: true } : {};
+  return { id, version: Number(kv.mod_revision), type, leader, members, isr, epoch, minInsync, ...(queue === undefined ? {} : { queue }), ...pending };
 }
 
 function specText(p: PlacementSpec): string {
   const spec: PlacementSpec = { type: p.type, leader: p.leader, members: p.members, isr: p.isr, epoch: p.epoch, minInsync: p.minInsync, queue: p.queue };
+  if (p.membersPending === true) spec.membersPending = true;
   return JSON.stringify(spec);
 }
 
 function checkSpec(p: PlacementSpec): void {
   if (!Number.isSafeInteger(p.epoch) || p.epoch < 0) throw new PlacementError(`epoch must be a non-negative integer, got ${p.epoch}`);
+  if (p.members.length === 0 || new Set(p.members).size !== p.members.length) throw new PlacementError(`members must be distinct and at least one, got [${p.members.join(', ')}]`);
   if (!p.members.includes(p.leader)) throw new PlacementError(`leader '${p.leader}' is not among the members [${p.members.join(', ')}]`);
   for (const n of p.isr) if (!p.members.includes(n)) throw new PlacementError(`in-sync node '${n}' is not among the members [${p.members.join(', ')}]`);
 }

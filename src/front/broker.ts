@@ -6,6 +6,7 @@
  */
 import { isIP } from 'node:net';
 import type { ClusterQueueView, ClusterStatusView } from '../cluster/cluster-view.js';
+import type { QueueMembership } from '../cluster/membership-view.js';
 import { AmqpError } from '../amqp/errors.js';
 import { peekHeaders } from '../amqp/content-header.js';
 import type { FieldTable } from '../amqp/field-table.js';
@@ -52,6 +53,8 @@ export interface ClusterQueues {
   forget(node: string): Promise<void>;
   /** join_cluster for a forgotten node: it may join again. */
   unforget(node: string): Promise<void>;
+  /** Replicated queues' members after declaration: add_member, delete_member, grow, shrink. */
+  readonly membership: QueueMembership;
   /** The replicator's histograms (fsync of replica logs, replication_rtt). */
   latency(): Promise<LatencyExport[]>;
 }

@@ -11,7 +11,7 @@ import {
   type Listing,
 } from './admin-commands.js';
 import type { Broker } from '../front/broker.js';
-import { clusterStatus, forgetClusterNode, joinClusterNode } from './cluster-ops.js';
+import { addMember, clusterStatus, deleteMember, forgetClusterNode, growNode, joinClusterNode, shrinkNode } from './cluster-ops.js';
 import { latencyColumns, latencyRows } from './latency-report.js';
 
 /** One request line on the admin socket. */
@@ -22,8 +22,8 @@ export interface AdminRequest {
   vhost?: string;
   /** The client's output format; the node answers the same data either way. */
   formatter?: string;
-  /** Command options: set_policy's priority and apply-to. */
-  options?: { priority?: number; 'apply-to'?: string; queue?: string };
+  /** Command options: set_policy's priority and apply-to, latency's queue, grow's patterns, grow's and shrink's errors-only. */
+  options?: { priority?: number; 'apply-to'?: string; queue?: string; 'vhost-pattern'?: string; 'queue-pattern'?: string; 'errors-only'?: boolean };
   /** import_definitions: the parsed definitions document. */
   definitions?: unknown;
 }
@@ -42,6 +42,8 @@ interface Command {
 }
 
 const listing = (l: Listing): AdminReply => ({ ok: true, columns: l.columns, rows: l.rows });
+/** A command's line for the operator, if it has one. */
+const result = (line: string | undefined): AdminReply => (line === undefined ? { ok: true } : { ok: true, result: line });
 const arg = (args: string[], i: number): string => args[i] ?? '';
 
 /** rabbitmqctl's commands that warrenctl supports. */
@@ -111,7 +113,18 @@ export const adminCommands: Record<string, Command> = {
   hash_password: { min: 1, max: 1, run: (_b, a) => ({ ok: true, result: hashUserPassword(arg(a, 0)) }) },
   /** The status document (cluster-ops.ts ClusterStatusDoc); warrenctl renders it as text or prints it as JSON. */
   cluster_status: { min: 0, max: 0, run: async (b) => ({ ok: true, result: await clusterStatus(b) }) },
-  forget_cluster_node: { min: 1, max: 1, run: async (b, a) => void (await forgetClusterNode(b, arg(a, 0))) },
+  /** Answers nothing, or a line per replicated queue that still names the node (cluster-ops.ts). */
+  forget_cluster_node: { min: 1, max: 1, run: async (b, a) => result(await forgetClusterNode(b, arg(a, 0))) },
+  /** rabbitmq-queues' replica commands, on replicated queues (quorum and mirrored). */
+  add_member: { min: 2, max: 2, run: async (b, a, _r, vhost) => result(await addMember(b, vhost, arg(a, 0), arg(a, 1))) },
+  delete_member: { min: 2, max: 2, run: async (b, a, _r, vhost) => result(await deleteMember(b, vhost, arg(a, 0), arg(a, 1))) },
+  grow: {
+    min: 2,
+    max: 2,
+    run: async (b, a, r) =>
+      listing(await growNode(b, arg(a, 0), arg(a, 1), { vhostPattern: r.options?.['vhost-pattern'], queuePattern: r.options?.['queue-pattern'], errorsOnly: r.options?.['errors-only'] })),
+  },
+  shrink: { min: 1, max: 1, run: async (b, a, r) => listing(await shrinkNode(b, arg(a, 0), { errorsOnly: r.options?.['errors-only'] })) },
   /** warren's join_cluster re-admits a forgotten NODE (see docs/warrenctl.md); answers a line for the operator. */
   join_cluster: { min: 1, max: 1, run: async (b, a) => ({ ok: true, result: await joinClusterNode(b, arg(a, 0)) }) },
 };

@@ -1,7 +1,7 @@
 /**
  * The cluster as operators see it, for warrenctl (cluster_status, forget_cluster_node,
- * join_cluster, list_queues' placement columns) and the management API (/api/nodes, the
- * placement fields of /api/queues). Everything comes from `broker.cluster` (the node's
+ * join_cluster, add_member, delete_member, grow, shrink, list_queues' placement columns) and
+ * the management API (/api/nodes, the placement fields of /api/queues). Everything comes from `broker.cluster` (the node's
  * ClusterMember); a node started without --cluster answers as a RabbitMQ node does when it
  * is alone: a cluster of one, itself running, every queue led here.
  *
@@ -12,6 +12,7 @@
  */
 import { availableParallelism } from 'node:os';
 import type { ClusterMemberView, ClusterQueueView, ClusterStatusView } from '../cluster/cluster-view.js';
+import { MembershipError, type GrowSelection, type MemberChangeRow } from '../cluster/membership-view.js';
 import type { Broker } from '../front/broker.js';
 import type { QueueMeta } from '../front/queue-meta.js';
 import type { ReplicaStatus } from '../replication/types.js';
@@ -210,10 +211,13 @@ function mustBeStopped(node: string, why: string): AdminError {
 }
 
 /**
- * forget_cluster_node NODE: NODE may not join again until join_cluster re-admits it. As
- * RabbitMQ, a running node is refused, the node answering this command included.
+ * forget_cluster_node NODE: NODE may not join again until join_cluster re-admits it, and it is
+ * removed from every replicated queue's members, as RabbitMQ removes it from its quorum
+ * queues (a queue it led is failed over first; its last member is kept). As RabbitMQ, a
+ * running node is refused, the node answering this command included. Answers a line per queue
+ * that still names NODE (undefined when none does).
  */
-export async function forgetClusterNode(b: Broker, node: string): Promise<void> {
+export async function forgetClusterNode(b: Broker, node: string): Promise<string | undefined> {
   const c = b.cluster;
   if (node === b.config.nodeName || node === c?.nodeName) {
     throw mustBeStopped(node, 'it is the node this command runs on: stop it, then run forget_cluster_node on another member');
@@ -222,6 +226,9 @@ export async function forgetClusterNode(b: Broker, node: string): Promise<void> 
   const status = await c.status();
   if (status.members.some((m) => m.name === node)) throw mustBeStopped(node, 'it is running: stop it first (warren has no stop_app; stop the process)');
   await c.forget(node);
+  const kept = (await c.membership.shrink(node)).filter((r) => r.result.startsWith('error'));
+  if (kept.length === 0) return undefined;
+  return kept.map((r) => `Node ${node} is still a member of queue '${r.name}' in vhost '${r.vhost}' (${r.size} members): ${r.result}`).join('\n');
 }
 
 /**
@@ -279,4 +286,104 @@ export async function placementLookup(b: Broker): Promise<PlacementLookup> {
       epoch: v?.epoch ?? null,
     };
   };
+}
+
+// ---- queue members (rabbitmq-queues add_member, delete_member, grow, shrink) ----------
+
+/** The table grow and shrink print, as rabbitmq-queues prints it. */
+export const memberChangeColumns = ['vhost', 'name', 'size', 'result'];
+
+/** A refused membership change exits 69, as rabbitmq-queues does for its errors. */
+function membershipFailure(e: unknown): unknown {
+  return e instanceof MembershipError ? new AdminError(e.message, ExitCode.unavailable) : e;
+}
+
+function membershipOf(b: Broker): NonNullable<Broker['cluster']>['membership'] {
+  const c = b.cluster;
+  if (c === undefined) throw notClustered(b, 'change queue members in');
+  return c.membership;
+}
+
+/**
+ * add_member [--vhost V] QUEUE NODE: NODE becomes a member of the replicated QUEUE, follows
+ * its leader, catches up and joins the in-sync set once it has. Answers a line only when the
+ * queue's leader did not apply the change in time (it is recorded all the same).
+ */
+export async function addMember(b: Broker, vhost: string, queue: string, node: string): Promise<string | undefined> {
+  const membership = membershipOf(b);
+  try {
+    const done = await membership.addMember(vhost, queue, node);
+    return done.applied ? undefined : `Node ${node} was added to the members of queue '${queue}' (now [${done.members.join(', ')}]); its leader has not applied the change yet`;
+  } catch (e) {
+    throw membershipFailure(e);
+  }
+}
+
+/**
+ * delete_member [--vhost V] QUEUE NODE: NODE leaves the members and the in-sync set, stops
+ * following and deletes its replica. Refused for the last member, and for a running leader
+ * (stop it first; a stopped leader is failed over, then removed).
+ */
+export async function deleteMember(b: Broker, vhost: string, queue: string, node: string): Promise<string | undefined> {
+  const membership = membershipOf(b);
+  try {
+    const done = await membership.deleteMember(vhost, queue, node);
+    return done.applied ? undefined : `Node ${node} was removed from the members of queue '${queue}' (now [${done.members.join(', ')}]); its leader has not applied the change yet`;
+  } catch (e) {
+    throw membershipFailure(e);
+  }
+}
+
+function pattern(flag: string, source: string | undefined): RegExp | undefined {
+  if (source === undefined) return undefined;
+  try {
+    return new RegExp(source);
+  } catch (e) {
+    throw new AdminError(`Error (argument validation): ${flag} '${source}' is not a regular expression: ${e instanceof Error ? e.message : String(e)}`, ExitCode.usage);
+  }
+}
+
+export interface MemberTableOptions {
+  /** --errors-only: only the queues whose change failed. */
+  errorsOnly?: boolean | undefined;
+}
+
+function table(rows: MemberChangeRow[], opts: MemberTableOptions): { columns: string[]; rows: Record<string, unknown>[] } {
+  const shown = opts.errorsOnly === true ? rows.filter((r) => r.result.startsWith('error')) : rows;
+  return { columns: memberChangeColumns, rows: shown.map((r) => ({ vhost: r.vhost, name: r.name, size: r.size, result: r.result })) };
+}
+
+/** grow NODE all|even [--vhost-pattern P] [--queue-pattern P]: NODE joins every matching replicated queue. */
+export async function growNode(
+  b: Broker,
+  node: string,
+  strategy: string,
+  opts: MemberTableOptions & { vhostPattern?: string | undefined; queuePattern?: string | undefined } = {},
+): Promise<{ columns: string[]; rows: Record<string, unknown>[] }> {
+  if (strategy !== 'all' && strategy !== 'even') throw new AdminError(`Error (argument validation): strategy '${strategy}' is not recognised (all or even)`, ExitCode.usage);
+  const selection: GrowSelection = { strategy, vhostPattern: pattern('--vhost-pattern', opts.vhostPattern), queuePattern: pattern('--queue-pattern', opts.queuePattern) };
+  const membership = membershipOf(b);
+  try {
+    return table(await membership.grow(node, selection), opts);
+  } catch (e) {
+    throw membershipFailure(e);
+  }
+}
+
+/**
+ * shrink NODE: NODE leaves every replicated queue it is a member of, one row per queue; a
+ * queue it is the last member of, or leads while running, keeps it (an error row). A NODE
+ * that neither runs nor holds any replica is refused: most likely a typo.
+ */
+export async function shrinkNode(b: Broker, node: string, opts: MemberTableOptions = {}): Promise<{ columns: string[]; rows: Record<string, unknown>[] }> {
+  const membership = membershipOf(b);
+  const c = b.cluster;
+  if (c !== undefined && !c.queues().some((q) => q.members.includes(node)) && !(await c.status()).members.some((m) => m.name === node)) {
+    throw new AdminError(`node ${node} is not running and is not a member of any queue (node_not_found)`, ExitCode.unavailable);
+  }
+  try {
+    return table(await membership.shrink(node), opts);
+  } catch (e) {
+    throw membershipFailure(e);
+  }
 }

@@ -26,6 +26,7 @@ import { Controller, chooseLeader, failoverPlacement, majority } from '../cluste
 import { DefinitionsSync } from '../cluster/definitions-sync.js';
 import { PlacementStore, chooseMembers, nodeLoad, type PlacedQueue, type Placement, type PlacementSpec, type QueueDecl } from '../cluster/placement.js';
 import { ReplicaPoll } from '../cluster/replica-poll.js';
+import { MembershipChanges } from '../cluster/membership.js';
 import { revokeIfDead } from '../cluster/death-evidence.js';
 import { checkClusterSecret } from '../cluster/secret-check.js';
 import { StartError } from './start-error.js';
@@ -96,6 +97,8 @@ export class ClusterMember implements ClusterQueues {
   private readonly led = new Map<number, number>();
   /** Replicated queues this node follows, with the epoch of the placement it follows. */
   private readonly followed = new Map<number, number>();
+  /** Replicated queues this node was removed from, kept until their leader applied that (membersPending cleared). */
+  private readonly leaving = new Set<number>();
   /** Placement work per queue runs in order (it awaits the replicator). */
   private readonly chains = new Map<string, Promise<void>>();
   /** Exclusive queues declared here, waiting for their placement to be applied: their owner. */
@@ -109,6 +112,10 @@ export class ClusterMember implements ClusterQueues {
   /** Peers being checked for death (one probe at a time each). */
   private readonly probing = new Set<string>();
   private stopped = false;
+  /** Told of every placement this node sees (membership changes wait on them). */
+  private readonly placementSeen = new Set<(vhost: string, name: string) => void>();
+  /** add_member, delete_member, grow, shrink (cluster/membership.ts). */
+  readonly membership: MembershipChanges;
 
   constructor(private readonly o: ClusterMemberOptions) {
     this.plane = new ControlPlane({ hosts: o.etcd, clusterName: o.clusterName, leaseMs: o.leaseMs, log: o.log });
@@ -125,6 +132,19 @@ export class ClusterMember implements ClusterQueues {
       log: o.log,
       pickNewLeader: async (q, candidates) => chooseLeader(q.placement, candidates, await this.poll.ask(q.placement.id, candidates, replicaPollMs)),
       onFailover: (q, next) => o.log.warn(`controller: ${label(q.vhost, q.name)} fails over to ${next.leader} at epoch ${next.epoch}`),
+    });
+    this.membership = new MembershipChanges({
+      placements: this.placements,
+      running: async () => new Set((await this.plane.members()).map((m) => m.name)),
+      mirroredMinInsync: (vhost, name, count) => {
+        const min = o.broker.policies.forQueue(vhost, name, 'classic')?.definition['min-insync'];
+        return typeof min === 'number' ? Math.min(min, count) : 1;
+      },
+      onPlacement: (cb) => {
+        this.placementSeen.add(cb);
+        return () => this.placementSeen.delete(cb);
+      },
+      log: o.log,
     });
   }
 
@@ -295,6 +315,7 @@ export class ClusterMember implements ClusterQueues {
   // ---- applying placements ----------------------------------------------------------
 
   private schedule(vhost: string, name: string, p: Placement | undefined): void {
+    for (const cb of [...this.placementSeen]) cb(vhost, name);
     const key = queueKey(vhost, name);
     const prev = this.chains.get(key) ?? Promise.resolve();
     const next = prev
@@ -332,7 +353,7 @@ export class ClusterMember implements ClusterQueues {
         if (meta.shard.remoteNode === undefined) await broker.deleteQueue(meta, 'deleted in the cluster');
         else broker.removeQueueMeta(meta, 'deleted in the cluster');
       }
-      if (before !== undefined && before.type !== 'classic' && before.members.includes(this.o.nodeName)) {
+      if (before !== undefined && before.type !== 'classic' && (before.members.includes(this.o.nodeName) || this.leaving.delete(before.id))) {
         this.led.delete(before.id);
         this.followed.delete(before.id);
         await replicator.deleteQueue(before.id);
@@ -364,6 +385,7 @@ export class ClusterMember implements ClusterQueues {
     if (p.leader === me) {
       if (ledEpoch === p.epoch) {
         await replicator.updatePlacement(p.id, this.update(p));
+        await this.confirmMembers(vhost, name, p);
         return;
       }
       // Lead only an epoch this process was given: a failover it watched happen, its own
@@ -395,6 +417,7 @@ export class ClusterMember implements ClusterQueues {
         } else broker.moveQueue(meta, { shardIndex: p.id % this.o.shards });
       }
       log.info(`cluster: leading ${label(vhost, name)} at epoch ${p.epoch} (log continues at ${nextOffset})`);
+      await this.confirmMembers(vhost, name, p);
       return;
     }
     if (ledEpoch !== undefined) {
@@ -413,11 +436,43 @@ export class ClusterMember implements ClusterQueues {
         await replicator.stop(p.id);
         this.followed.delete(p.id);
       }
+      if (this.leaving.delete(p.id) && this.followed.delete(p.id)) {
+        // Removed and added again before the removal was seen applied: the leader dropped this
+        // follower's stream when it applied the removal, so follow afresh.
+        await replicator.stop(p.id);
+      }
       if (this.followed.get(p.id) === undefined) await replicator.follow({ queueId: p.id, name: `${label(vhost, name)}`, epoch: p.epoch, leader: this.member(p.leader) });
       else await replicator.updatePlacement(p.id, this.update(p));
       this.followed.set(p.id, p.epoch);
+    } else if (this.followed.has(p.id) || this.leaving.has(p.id) || before === undefined || before.members.includes(me)) {
+      // Removed from the members (delete_member, shrink, forget_cluster_node), now or while
+      // this node was down: stop following and delete the replica, once the leader applied the
+      // change (before that its stream to this node is live, and closing it would look like death).
+      if (p.membersPending === true) this.leaving.add(p.id);
+      else {
+        this.leaving.delete(p.id);
+        if (this.followed.delete(p.id) || (await replicator.replicaState(p.id)) !== undefined) {
+          await replicator.deleteQueue(p.id);
+          log.info(`cluster: no longer a member of ${label(vhost, name)} (members [${p.members.join(', ')}]): deleted its replica`);
+        }
+      }
     }
     this.ensureRemote(v, meta, nq, p);
+  }
+
+  /**
+   * The leader applied a membership change (its replicator counts acks by the new members):
+   * clears membersPending so that the next change may be written (cluster/membership.ts). A
+   * refused write means the placement moved on; the newer one is applied and confirmed in turn.
+   */
+  private async confirmMembers(vhost: string, name: string, p: Placement): Promise<void> {
+    if (p.membersPending !== true) return;
+    const ok = await this.placements.compareAndSet(vhost, name, p.epoch, { ...p, membersPending: false }, { expectedVersion: p.version }).catch((e: unknown) => {
+      this.o.log.warn(`cluster: could not confirm the members of ${label(vhost, name)}: ${e instanceof Error ? e.message : String(e)}; retrying`);
+      setTimeout(() => this.schedule(vhost, name, this.known.get(queueKey(vhost, name))?.placement), 500).unref();
+      return false;
+    });
+    if (ok) this.o.log.info(`cluster: ${label(vhost, name)}: leading with members [${p.members.join(', ')}] (epoch ${p.epoch})`);
   }
 
   private ensureRemote(v: VHost, meta: QueueMeta | undefined, nq: NewQueue, p: Placement): void {
@@ -476,8 +531,10 @@ export class ClusterMember implements ClusterQueues {
     const q = [...this.known.values()].find((k) => k.placement.id === queueId);
     if (q === undefined || q.placement.leader !== this.o.nodeName || this.led.get(queueId) !== q.placement.epoch) return;
     const p = q.placement;
-    const ok = await this.placements.compareAndSet(q.vhost, q.name, p.epoch, { ...p, isr }, { expectedVersion: p.version });
-    if (ok) this.o.log.info(`queue '${q.name}' in vhost '${q.vhost}': in-sync set now [${isr.join(', ')}] (epoch ${p.epoch})`);
+    // The leader's view of the members may be older than this placement's: only members stay in sync.
+    const next = { ...p, isr: isr.filter((n) => p.members.includes(n)) };
+    const ok = await this.placements.compareAndSet(q.vhost, q.name, p.epoch, next, { expectedVersion: p.version }).catch(() => false);
+    if (ok) this.o.log.info(`queue '${q.name}' in vhost '${q.vhost}': in-sync set now [${next.isr.join(', ')}] (epoch ${p.epoch})`);
   }
 
   /** The lease is gone: another node may be elected any moment, so this one stops leading now. */

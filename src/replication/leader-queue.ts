@@ -138,12 +138,16 @@ export class LeaderQueue {
     });
   }
 
-  /** A follower's Fetch: answer with the leader-epoch rule's cut point and stream from there. */
-  attach(link: FramedLink, node: string, fetch: FetchMsg): void {
+  /**
+   * A follower's Fetch: answer with the leader-epoch rule's cut point and stream from there.
+   * False when node is not a member of this leader's placement (yet: a member just added may
+   * fetch before the leader applies the change); the caller keeps the fetch for updatePlacement.
+   */
+  attach(link: FramedLink, node: string, fetch: FetchMsg): boolean {
     const p = this.progress.get(node);
     if (p === undefined) {
-      this.ctx.log('warn', `queue ${this.name}: fetch from ${node}, which is not a member (${[...this.progress.keys()].join(', ')}); ignored`);
-      return;
+      this.ctx.log('info', `queue ${this.name}: fetch from ${node}, which is not a member (${[...this.progress.keys()].join(', ')}); held until a placement names it`);
+      return false;
     }
     this.detach(p);
     const replica = this.replica;
@@ -157,11 +161,18 @@ export class LeaderQueue {
     const stream = new FollowerStream(link, node, truncateTo);
     p.stream = stream;
     if (this.role === 'leader') this.pump(stream);
+    return true;
   }
 
-  /** The link of a stream closed. */
-  detachLink(link: FramedLink): void {
-    for (const p of this.progress.values()) if (p.stream?.link === link) this.detach(p);
+  /** The link of a stream closed. True when a member's stream ran on it. */
+  detachLink(link: FramedLink): boolean {
+    let streamed = false;
+    for (const p of this.progress.values()) {
+      if (p.stream?.link !== link) continue;
+      this.detach(p);
+      streamed = true;
+    }
+    return streamed;
   }
 
   onAck(node: string, epoch: number, ackedOffset: number): void {
@@ -249,10 +260,21 @@ export class LeaderQueue {
     this.ctx.log('info', `queue ${this.name}: no longer leading epoch ${this.epoch} (${reason}); watermark stays at ${this.commitOffset}`);
   }
 
-  /** The leader's periodic look at follower lag: a follower behind for longer than isrLagMs leaves the ISR. */
+  /**
+   * The leader's periodic look at follower lag: a follower behind for longer than isrLagMs leaves
+   * the ISR; one out of it and caught up is proposed back (again, if a proposal was lost to a
+   * concurrent placement write while the queue is idle and no ack would bring it up).
+   */
   checkIsr(nowMs: number): void {
     if (this.role !== 'leader') return;
     const last = this.replica.nextOffset - 1;
+    for (const p of this.progress.values()) {
+      // probe: it acked in this leadership, so ackedOffset is its own word, not the starting -1.
+      if (p.stream !== undefined && p.probe !== undefined && !this.rule.isr.includes(p.node) && last - p.ackedOffset <= this.ctx.isrCatchUpRecords) {
+        this.proposeIsr([...this.rule.isr, p.node], `${p.node} caught up (acked ${p.ackedOffset} of ${last})`);
+        break;
+      }
+    }
     for (const node of this.rule.isr) {
       const p = this.progress.get(node);
       if (p === undefined) continue;

@@ -24,6 +24,15 @@ export interface LiveEntry {
   delivered: boolean;
 }
 
+/** The live messages in queue order as three columns: one copy for another thread, no object per message. */
+export interface LiveColumns {
+  msgIds: Float64Array<ArrayBuffer>;
+  /** Offset of each message's enqueue record. */
+  offsets: Float64Array<ArrayBuffer>;
+  /** 1 when a consumer already got the message. */
+  delivered: Uint8Array<ArrayBuffer>;
+}
+
 /** A record payload that the index cannot read: the record is kept in the log, the message state is not changed. */
 export class RecordPayloadError extends Error {
   override name = 'RecordPayloadError';
@@ -45,6 +54,20 @@ export class LiveIndex {
   /** [msgId, entry] in queue order; a copy, safe to keep across appends. */
   snapshot(): Array<[number, LiveEntry]> {
     return Array.from(this.live, ([msgId, entry]) => [msgId, { offset: entry.offset, delivered: entry.delivered }]);
+  }
+
+  /** As snapshot(), in columns (a queue may hold millions of messages). */
+  columns(): LiveColumns {
+    const count = this.live.size;
+    const columns: LiveColumns = { msgIds: new Float64Array(count), offsets: new Float64Array(count), delivered: new Uint8Array(count) };
+    let i = 0;
+    for (const [msgId, entry] of this.live) {
+      columns.msgIds[i] = msgId;
+      columns.offsets[i] = entry.offset;
+      columns.delivered[i] = entry.delivered ? 1 : 0;
+      i += 1;
+    }
+    return columns;
   }
 
   clear(): void {

@@ -10,6 +10,8 @@
  *                                  from a snapshot; replaced atomically
  *   snapshot-<offset>.wsnap        the live messages below that offset (snapshot-file.ts)
  *   snapshot.incoming              a snapshot being received (removed at open)
+ *   snapshot-out-<offset>-<n>.wsnap  a snapshot being built and sent to a follower by a leader
+ *                                  (snapshot-sender.ts); deleted once sent, or at open
  *
  * Threading: used from the replicator's event loop only, like the SegmentLog inside it.
  */
@@ -33,6 +35,7 @@ import type { LogOffset } from '../store/log-offset.js';
 import type { StoreLogger } from '../store/log-record.js';
 import { EpochHistory, epochListProblem } from './epoch-history.js';
 import type { EpochEntry } from './epoch-history.js';
+import type { LiveColumns } from './live-index.js';
 import { LiveIndex, REPLICA_KIND_EPOCH_START, RecordPayloadError, decodeEpochStart, encodeEpochStart } from './live-index.js';
 import { SNAPSHOT_FILE_PREFIX, SNAPSHOT_FILE_SUFFIX, readSnapshotPayload, scanSnapshotFile, snapshotFileName } from './snapshot-file.js';
 import type { SnapshotRecord } from './snapshot-file.js';
@@ -220,6 +223,19 @@ export class ReplicaLog {
     return this.index.snapshot();
   }
 
+  /** The same as liveEntries(), as typed columns: what a snapshot job on another thread gets. */
+  liveColumns(): LiveColumns {
+    return this.index.columns();
+  }
+
+  /**
+   * The snapshot file this log started from, while it still holds live messages (their enqueue
+   * payloads are there, not in the segments), else undefined. Kept while the log is pinned.
+   */
+  get snapshotFile(): string | undefined {
+    return this.snapshotOffset === undefined ? undefined : join(this.dir, snapshotFileName(this.snapshotOffset));
+  }
+
   /** The live messages in queue order with their enqueue payloads (a new leader imports them). */
   async *liveRecords(): AsyncGenerator<LiveRecord> {
     const pin = this.pin(this.logStart);
@@ -281,7 +297,8 @@ export class ReplicaLog {
     const bases = this.segLog.segmentFiles().map((name) => parseSegmentFileName(name) ?? 0);
     const second = bases[1];
     if (second === undefined || bound < second) return 0;
-    const snapshotGone = this.snapshotOffset !== undefined && (this.index.lowestOffset() ?? Number.POSITIVE_INFINITY) >= this.snapshotOffset;
+    // A pinned reader (a snapshot job on another thread) may still read payloads from the file.
+    const snapshotGone = this.snapshotOffset !== undefined && this.pins.size === 0 && (this.index.lowestOffset() ?? Number.POSITIVE_INFINITY) >= this.snapshotOffset;
     await this.writeMeta(snapshotGone ? undefined : this.snapshotOffset);
     if (snapshotGone && this.snapshotOffset !== undefined) {
       await unlink(join(this.dir, snapshotFileName(this.snapshotOffset))).catch(() => undefined);

@@ -20,7 +20,7 @@ import { FollowerQueue } from './follower-queue.js';
 import { LeaderQueue, describe } from './leader-queue.js';
 import type { FollowerStream, LeaderQueueContext } from './leader-queue.js';
 import { ReplicaLog } from './replica-log.js';
-import { sendSnapshot } from './snapshot-sender.js';
+import { SnapshotSender } from './snapshot-sender.js';
 import { FrameType, WireError, frameBytesMaxDefault, frameTypeName } from './wire.js';
 import type { FetchMsg, Frame } from './wire.js';
 import type {
@@ -199,12 +199,15 @@ export class Replicator {
   private closing = false;
   private readonly leaderContext: LeaderQueueContext;
   private readonly isrLagMs: number;
+  /** Catch-up snapshots, built by a Piscina job (snapshot-sender.ts). */
+  readonly snapshots: SnapshotSender;
 
   constructor(readonly options: ReplicatorOptions) {
     this.frameBytesMax = options.frameBytesMax ?? frameBytesMaxDefault;
     this.isrLagMs = options.isrLagMs ?? isrLagMsDefault;
     const batchBytesMax = options.batchBytesMax ?? batchBytesMaxDefault;
     assert.ok(batchBytesMax < this.frameBytesMax, `batchBytesMax ${batchBytesMax} must be below frameBytesMax ${this.frameBytesMax}`);
+    this.snapshots = new SnapshotSender(batchBytesMax, options.log);
     this.leaderContext = {
       nodeName: options.nodeName,
       sink: options.sink,
@@ -293,8 +296,7 @@ export class Replicator {
       for (const session of this.sessions) {
         const fetch = session.pendingFetches.get(q.queueId);
         if (fetch === undefined) continue;
-        session.pendingFetches.delete(q.queueId);
-        leader.attach(session.link, session.peer, fetch);
+        if (leader.attach(session.link, session.peer, fetch)) session.pendingFetches.delete(q.queueId);
       }
       return { nextOffset };
     });
@@ -333,14 +335,20 @@ export class Replicator {
     }).catch((error: unknown) => this.log('error', `follow ${q.name}: ${describe(error)}`));
   }
 
-  /** A placement change: ISR or members (leader keeps going), or a new leader (a leader here fences itself; a follower re-dials). */
-  updatePlacement(queueId: number, p: PlacementUpdate): void {
+  /**
+   * A placement change: ISR or members (leader keeps going), or a new leader (a leader here
+   * fences itself; a follower re-dials). Resolves once applied: a leader counts acks by the new
+   * members from then on (membership changes wait for that, cluster/membership.ts).
+   */
+  updatePlacement(queueId: number, p: PlacementUpdate): Promise<void> {
     const entry = this.entries.get(queueId);
-    if (entry === undefined) return;
-    void this.entryOps(queueId, entry.name, async () => {
-      if (entry.leader !== undefined) {
-        entry.leader.updatePlacement(p, entry.type);
-        if (entry.leader.role === 'fenced') entry.leader = undefined;
+    if (entry === undefined) return Promise.resolve();
+    return this.entryOps(queueId, entry.name, async () => {
+      const leader = entry.leader;
+      if (leader !== undefined) {
+        leader.updatePlacement(p, entry.type);
+        if (leader.role === 'fenced') entry.leader = undefined;
+        else this.attachHeldFetches(leader);
         return;
       }
       const fq = entry.follower;
@@ -359,6 +367,14 @@ export class Replicator {
         this.linkTo(p.leader).add(next);
       }
     }).catch((error: unknown) => this.log('error', `update placement of queue ${queueId}: ${describe(error)}`));
+  }
+
+  /** Fetches held for a queue whose placement did not name their follower yet: attached once it does. */
+  private attachHeldFetches(leader: LeaderQueue): void {
+    for (const session of this.sessions) {
+      const fetch = session.pendingFetches.get(leader.queueId);
+      if (fetch !== undefined && leader.attach(session.link, session.peer, fetch)) session.pendingFetches.delete(leader.queueId);
+    }
   }
 
   /** Stops leading or following the queue. A leader stops moving the watermark before this returns. */
@@ -385,6 +401,7 @@ export class Replicator {
     await this.entryOps(queueId, entry.name, async () => {
       entry.leader = undefined;
       await this.dropFollower(entry);
+      await this.snapshots.stopQueue(queueId);
       await entry.replica?.close().catch(() => undefined);
       entry.replica = undefined;
       await ReplicaLog.destroy(this.replicaDir(queueId));
@@ -441,6 +458,7 @@ export class Replicator {
     for (const session of this.sessions) session.link.close();
     const server = this.server;
     if (server !== undefined) await new Promise<void>((resolve) => server.close(() => resolve()));
+    await this.snapshots.close();
     for (const entry of this.entries.values()) {
       await entry.ops.catch(() => undefined);
       entry.follower?.stop();
@@ -546,10 +564,13 @@ export class Replicator {
         };
         link.onClose = (error) => {
           this.sessions.delete(session);
-          for (const entry of this.entries.values()) entry.leader?.detachLink(link);
+          let streamed = session.pendingFetches.size > 0;
+          for (const entry of this.entries.values()) if (entry.leader?.detachLink(link) === true) streamed = true;
           if (this.closing) return;
           this.log('info', `replication link from follower ${peer} closed${error === undefined ? '' : `: ${error.message}`}`);
-          this.peerDown(peer);
+          // A follower closes a link it no longer streams on when its last queue here was
+          // removed from it (delete_member): no sign that the node died.
+          if (streamed) this.peerDown(peer);
         };
         link.start();
       },
@@ -565,8 +586,8 @@ export class Replicator {
           session.pendingFetches.set(frame.msg.queueId, frame.msg);
           return;
         }
-        session.pendingFetches.delete(frame.msg.queueId);
-        leader.attach(session.link, session.peer, frame.msg);
+        if (leader.attach(session.link, session.peer, frame.msg)) session.pendingFetches.delete(frame.msg.queueId);
+        else session.pendingFetches.set(frame.msg.queueId, frame.msg);
         return;
       }
       case FrameType.ack:
@@ -578,7 +599,7 @@ export class Replicator {
   }
 
   private startSnapshot(leader: LeaderQueue, stream: FollowerStream): void {
-    void sendSnapshot(leader, stream, this.leaderContext.batchBytesMax, this.log);
+    this.snapshots.start(leader, stream);
   }
 
   private checkIsr(): void {

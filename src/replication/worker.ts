@@ -52,7 +52,7 @@ async function handle(request: ReplicatorRequest): Promise<ReplicatorReplyValue>
       replicator.follow(request.req);
       return undefined;
     case 'update':
-      replicator.updatePlacement(request.queueId, request.placement);
+      await replicator.updatePlacement(request.queueId, request.placement);
       return undefined;
     case 'stop':
       await replicator.stop(request.queueId);

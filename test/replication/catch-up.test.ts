@@ -49,7 +49,8 @@ describe('catch-up by snapshot', () => {
         }
         const end = 123 + later.length - 1;
         await waitFor(() => status(a)?.followers.find((f) => f.node === 'b')?.ackedOffset === end, `b to ack ${end}`);
-        assert.ok(a.logs.some((l) => /sent b a snapshot of \d+ live message/.test(l)), 'a snapshot was sent');
+        assert.ok(a.logs.some((l) => /sent b a snapshot of \d+ live message.*built by a snapshot job/.test(l)), 'a snapshot was sent');
+        assert.equal(a.replicator.snapshots.jobsBuilt, 1, 'built by the Piscina job');
         assert.ok(b.logs.some((l) => l.includes('installed a snapshot')), 'and installed');
         assert.equal(status(b)?.liveMessages, 30);
         assert.ok((status(b)?.logStart ?? 0) >= logStart, 'b\'s log starts at the snapshot point');
