@@ -264,6 +264,15 @@ function table(rows) {
   return rows.map((r) => r.map((v, c) => String(v).padEnd(widths[c])).join('  ').trimEnd()).join('\n');
 }
 
+/** The cluster secret a node directory under the cluster dir already holds, if any. */
+function existingSecret() {
+  for (let i = 1; i <= nodesMax; i++) {
+    const file = join(dir, `n${i}`, '.cluster-secret');
+    if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  }
+  return undefined;
+}
+
 function ensureSecret(nodeDir, secret) {
   mkdirSync(nodeDir, { recursive: true });
   const file = join(nodeDir, '.cluster-secret');
@@ -312,7 +321,9 @@ async function start({ nodes, basePort }) {
       etcdStartDeadlineMs,
       `etcd at ${etcdEndpoint}`,
     );
-    const secret = randomBytes(24).toString('hex');
+    // A cluster started here before (even a start that failed half-way) left its secret in the
+    // node directories, and its fingerprint in etcd: every node must keep using that one.
+    const secret = existingSecret() ?? randomBytes(24).toString('hex');
     for (const p of ports.nodes) {
       ensureSecret(join(dir, p.name), secret);
       const node = { name: p.name, pid: undefined, ports: p, args: nodeArgs(p, etcdEndpoint, shardsPerNode(ports.nodes.length)) };

@@ -202,10 +202,10 @@ export class SegmentLog {
       // What a crashed predecessor left in the page cache becomes durable before anything builds on it.
       await this.active.file?.datasync();
     } else {
-      this.spare?.prepare();
+      this.spare?.prepare(false);
       await createSegmentFile(this.fs, this.dir, this.active, await this.spare?.take());
     }
-    this.spare?.prepare();
+    this.spare?.prepare(true);
   }
 
   get nextOffset(): LogOffset {
@@ -618,7 +618,8 @@ export class SegmentLog {
       // is ~2x faster per commit; with large writes the disk's bandwidth is the limit and a
       // zero-fill would double the bytes written (measured in native-free-bench/store.bench.ts).
       const averageWriteBytes = this.segmentWrites === 0 ? 0 : this.segmentWriteBytes / this.segmentWrites;
-      if (averageWriteBytes < preallocateWriteBytesMax) this.spare?.prepare();
+      if (averageWriteBytes < preallocateWriteBytesMax) this.spare?.prepare(true);
+      else void this.spare?.discard().catch(() => undefined);
       this.segmentWrites = 0;
       this.segmentWriteBytes = 0;
     }
