@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs warren and Debian's RabbitMQ side by side on this machine through the standard scenarios
 # and writes docs/benchmarks.md (plus the latency plot and .hgrm files under docs/benchmarks/).
-# Rerun to regenerate.
+# Rerun to regenerate. Only the part between the page's BEGIN/END generated markers is rewritten
+# (scripts/splice-generated.sh); hand-written sections outside them, such as the cluster
+# figures, are kept. The markers are checked before any benchmark runs.
 #
 #   scripts/compare-rabbitmq.sh
 #
@@ -18,6 +20,8 @@ DURATION=${DURATION:-10}
 RABBIT_PORT=${RABBIT_PORT:-5673}
 OUT=${OUT:-docs/benchmarks.md}
 IMAGES_DIR=$(dirname "$OUT")/benchmarks
+# Marks (and names) the generated part of $OUT.
+GENERATOR=scripts/compare-rabbitmq.sh
 # A node that has not printed its URL in this long is not going to.
 WARREN_START_SECONDS=60
 
@@ -40,6 +44,9 @@ trap stop_all EXIT
 trap 'exit 130' INT TERM
 
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# Before minutes of benchmarks: the page must say which part of it is ours to rewrite.
+scripts/splice-generated.sh --check "$OUT" "$GENERATOR" || { log "not touching $OUT"; exit 1; }
 
 # Build when the compiled entry points are missing or older than any source.
 if [[ ! -f dist/src/cli/bench.js || ! -f dist/src/cli/warren.js || ! -f dist/scripts/bench-doc.js ]] \
@@ -109,8 +116,9 @@ run_scenario four-queues '4 → 4 over 4 queues, transient, 256 B' '' \
 run_scenario fixed-rate '1 → 1 at a fixed 1 000 msg/s with confirms: latency' "benchmarks/fixed-rate-latency.svg" \
   --producers 1 --consumers 1 --rate 1000 --confirm 1000 --plot "$IMAGES_DIR/fixed-rate-latency.svg" --hgrm "$IMAGES_DIR/fixed-rate-hgrm"
 
-node dist/scripts/bench-doc.js --out "$OUT" \
+node dist/scripts/bench-doc.js --out "$work/generated.md" \
   --command "scripts/compare-rabbitmq.sh (ROUNDS=$ROUNDS DURATION=$DURATION)" \
-  "${scenarios[@]}"
-log "wrote $OUT"
+  "${scenarios[@]}" >/dev/null
+scripts/splice-generated.sh "$OUT" "$work/generated.md" "$GENERATOR"
+log "wrote the generated part of $OUT"
 if ((failed_scenarios > 0)); then log "$failed_scenarios scenario(s) reported errors; see $OUT"; exit 1; fi

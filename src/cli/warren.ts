@@ -27,8 +27,6 @@ async function main(): Promise<void> {
     return;
   }
   const node = await startNode(config);
-  // The one line scripts and tests wait for: the node accepts connections at this address.
-  process.stdout.write(`${node.url}\n`);
   const shutdown = (signal: string): void => {
     node.log.info(`received ${signal}`);
     node.stop().then(
@@ -41,6 +39,9 @@ async function main(): Promise<void> {
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
+  // The one line scripts and tests wait for: the node accepts connections at this address.
+  // Printed after the handlers are in place, so a SIGTERM sent on seeing it stops the node cleanly.
+  process.stdout.write(`${node.url}\n`);
 }
 
 main().catch((err: unknown) => {

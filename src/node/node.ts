@@ -25,6 +25,7 @@ import type { NodeConfig } from './config.js';
 import { createLogger, type Logger } from './logger.js';
 import { resolveClusterSecret } from './cluster-secret.js';
 import { StartError } from './start-error.js';
+import { acquireDataDirLock } from './data-dir-lock.js';
 import { ClusterMember } from './cluster-member.js';
 import { startPeerListener } from '../front/peer-session.js';
 import { startReplicatorWorker, type ShardReplicatorRings } from '../replication/worker-client.js';
@@ -100,6 +101,8 @@ async function startShard(
 
 export async function startNode(config: NodeConfig, log: Logger = createLogger(config.logLevel)): Promise<RunningNode> {
   mkdirSync(config.dataDir, { recursive: true });
+  // Before anything reads or writes the directory: a second node on it would corrupt both.
+  const lock = acquireDataDirLock(config.dataDir, log);
   // Cluster mode: a replicator worker with a ring pair to each shard (ARCHITECTURE.md §1).
   const secret = config.cluster ? resolveClusterSecret(config.clusterSecret, config.dataDir) : '';
   const replicatorRings = config.cluster ? Array.from({ length: config.shards }, () => ({ toReplicator: createRingBuffer(config.ringBytes), fromReplicator: createRingBuffer(config.ringBytes) })) : undefined;
@@ -243,6 +246,7 @@ export async function startNode(config: NodeConfig, log: Logger = createLogger(c
       );
       for (const c of [...broker.connections]) c.transport.destroy();
       await replicator?.close();
+      lock.release();
       log.info('stopped');
     })();
     return stopping;
