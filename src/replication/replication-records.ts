@@ -20,6 +20,12 @@ export const APPEND_KIND_OFFSET = 4;
 export const APPEND_PAYLOAD_OFFSET = 5;
 export const COMMIT_BODY_BYTES = 12;
 export const IMPORT_HEADER_BYTES = 13;
+/**
+ * A new leader reads its imports from the page cache, far faster than the shard takes them (it
+ * writes those past its memory budget to its own log): past this many bytes queued outside a
+ * shard's ring, the import waits for the ring to drain instead of queueing the whole backlog.
+ */
+const importBacklogBytesMax = 4 * 1024 * 1024;
 
 export interface AppendRecord {
   queueId: number;
@@ -44,6 +50,9 @@ export class RingShardSink implements ShardSink {
   private readonly dirty = new Set<RingWriter>();
   private flushScheduled = false;
   private readonly head = Buffer.allocUnsafe(IMPORT_HEADER_BYTES);
+  /** Imports waiting for a writer's pending queue to drain (importRoom). */
+  private readonly roomWaiters = new Map<RingWriter, (() => void)[]>();
+  private closed = false;
 
   constructor(private readonly writers: readonly RingWriter[]) {}
 
@@ -76,6 +85,34 @@ export class RingShardSink implements ShardSink {
     head[12] = redelivered ? 1 : 0;
     writer.write2(FromReplicator.import, head, payload);
     this.scheduleFlush(writer);
+  }
+
+  importRoom(queueId: number): Promise<void> {
+    const writer = this.writerFor(queueId);
+    if (this.closed || writer === undefined || writer.pendingBytes <= importBacklogBytesMax) return Promise.resolve();
+    return new Promise((resolve) => {
+      let waiters = this.roomWaiters.get(writer);
+      if (waiters === undefined) {
+        const list: (() => void)[] = [];
+        this.roomWaiters.set(writer, (waiters = list));
+        writer.onDrain = () => {
+          writer.onDrain = undefined;
+          this.roomWaiters.delete(writer);
+          for (const wake of list) wake();
+        };
+      }
+      waiters.push(resolve);
+    });
+  }
+
+  /** The node stops: imports waiting for room go on (the replicator is closing their leads). */
+  close(): void {
+    this.closed = true;
+    for (const [writer, waiters] of this.roomWaiters) {
+      writer.onDrain = undefined;
+      for (const wake of waiters) wake();
+    }
+    this.roomWaiters.clear();
   }
 
   leadReady(queueId: number, nextOffset: number): void {

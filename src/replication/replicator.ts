@@ -287,6 +287,7 @@ export class Replicator {
       let imported = 0;
       for await (const record of replica.liveRecords()) {
         sink.import(q.queueId, record.offset, record.delivered, record.payload);
+        await sink.importRoom?.(q.queueId); // read at page-cache speed: the shard sets the pace
         imported += 1;
       }
       const nextOffset = replica.nextOffset;

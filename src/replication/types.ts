@@ -45,6 +45,8 @@ export interface ShardSink {
   import(queueId: number, offset: number, redelivered: boolean, payload: Buffer): void;
   /** Every import was handed over; the shard's records continue at nextOffset. */
   leadReady(queueId: number, nextOffset: number): void;
+  /** Resolves once the shard can take more imports (absent: it always can). */
+  importRoom?(queueId: number): Promise<void>;
 }
 
 export type ReplicatorLogLevel = 'info' | 'warn' | 'error';

@@ -69,6 +69,8 @@ async function handle(request: ReplicatorRequest): Promise<ReplicatorReplyValue>
       return replicator.replicaState(request.queueId);
     case 'close':
       for (const reader of readers) reader.stop();
+      // An import waiting for a shard that no longer reads would hold close() forever.
+      sink.close();
       await replicator.close();
       for (const writer of writers) writer.close();
       port.close();

@@ -7,10 +7,13 @@
  *   chunk.f  Float64Array  [id][logOffset][expiresAtMs]            × chunkEntries
  *   chunk.u  Uint32Array   [bodyBytes][flags][enqueuedAtMs mod 2^32] × chunkEntries
  *
- *   flags    bit 0 persisted   the record is an `enqueue` (settles are logged)
+ *   flags    bit 0 persisted   settles are logged: the record is an `enqueue` (or see bit 4)
  *            bit 1 persistent  delivery-mode 2
  *            bit 2 redelivered delivered before (recovered with a delivered marker)
  *            bit 3 removed     settled while recovery replayed the log (a hole, skipped)
+ *            bit 4 replicated  of a replicated queue: its durable copy is the replica log (settles
+ *                              go to the replicator), the record here a `pagedEnqueue` tracked
+ *                              by its offset (its id does not follow this log's order)
  *            bits 8..15        priority
  *
  * Entries are appended at the tail and leave from the head; recovery also removes entries
@@ -18,7 +21,7 @@
  */
 import assert from 'node:assert/strict';
 
-export const PagedFlag = { persisted: 1, persistent: 2, redelivered: 4, removed: 8 } as const;
+export const PagedFlag = { persisted: 1, persistent: 2, redelivered: 4, removed: 8, replicated: 16 } as const;
 const priorityShift = 8;
 
 /** 2048 entries: 48 KiB + 24 KiB a chunk, small enough that a drained queue gives memory back soon. */

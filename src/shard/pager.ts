@@ -6,6 +6,13 @@
  * record); any other message is appended as a `pagedEnqueue` record, which recovery ignores.
  * Once a list has messages on disk, every later one goes there too, so queue order holds.
  *
+ * Replicated queues (cluster mode, replicated-queues.ts) page the same way, at the commit that
+ * makes a message enter its queue, and on import (a new leader takes over a log): the replica
+ * log is their durable copy, so here they are `pagedEnqueue` records whose settles still go to
+ * the replicator (PagedFlag.replicated). Imports reach the shard before the front creates
+ * their queue (the lead completes after the last one): those past the budget are written
+ * here (holdImport), and their entries wait in replicated-queues.ts until it does.
+ *
  * Reading back: when a list's in-memory head runs low (ready-list.ts), the pager reads the next
  * batch of its entries from the log, asynchronously, and appends them to the list's FIFO.
  * A basic.get that finds the head on disk waits for that read (whenPagedIn).
@@ -35,6 +42,8 @@ export interface PagerHost {
   /** Messages were read back (or left): deliver, answer gets, flush records and the log. */
   kick(q: Queue): void;
   deadLetter(q: Queue, m: Message, reason: number): void;
+  /** A message of a replicated queue left it: its settle goes to the replica log. */
+  settleReplicated(q: Queue, msgId: number): void;
   log(level: 'info' | 'warn' | 'error', msg: string): void;
 }
 
@@ -68,18 +77,24 @@ export class Pager {
    * way to store it, before the record handler returns (the payload is a view of the ring).
    */
   mustPageOut(q: Queue, priority: number): boolean {
-    if (this.gauge.residentBytes > this.budgetBytes) {
+    return this.pastBudget(0) || q.ready.listOf(priority).pagedLength > 0;
+  }
+
+  /** Resident bytes, plus extraBytes held elsewhere, past the budget? Logs the crossings. */
+  private pastBudget(extraBytes: number): boolean {
+    const bytes = this.gauge.residentBytes + extraBytes;
+    if (bytes > this.budgetBytes) {
       if (!this.overBudget) {
         this.overBudget = true;
         this.host.log('info', `ready messages in memory passed the budget of ${mib(this.budgetBytes)} MiB: new messages go to disk`);
       }
       return true;
     }
-    if (this.overBudget && this.gauge.residentBytes < this.budgetBytes * budgetLogHysteresis) {
+    if (this.overBudget && bytes < this.budgetBytes * budgetLogHysteresis) {
       this.overBudget = false;
       this.host.log('info', `ready messages in memory back under ${mib(this.budgetBytes)} MiB; queues read their paged messages back as they drain`);
     }
-    return q.ready.listOf(priority).pagedLength > 0;
+    return false;
   }
 
   /**
@@ -99,10 +114,40 @@ export class Pager {
     return e;
   }
 
+  /**
+   * m, a message of the replicated queue queueId (committed, or imported), goes to disk: its
+   * entry (valid until the next call). Its payload is copied into the log, not kept.
+   */
+  toDiskReplicated(queueId: number, m: Message): PagedEntry {
+    const e = this.entry;
+    e.id = m.id;
+    e.logOffset = this.store.pagedReplicaEnqueue(queueId, m.id, m.expiresAtMs, m.payload);
+    e.expiresAtMs = m.expiresAtMs;
+    e.bodyBytes = m.bodyBytes;
+    e.flags = pagedFlags(true, m.persistent, m.redelivered, m.priority) | PagedFlag.replicated;
+    e.enqueuedAtMs32 = m.enqueuedAtMs >>> 0;
+    this.pagedOut++;
+    return e;
+  }
+
+  /**
+   * An imported message of a queue the shard does not have yet: its entry once on disk, when
+   * it does not fit in memory beside heldBytes of earlier ones held there (or paging already
+   * began for it: order), else undefined (it stays in memory).
+   */
+  holdImport(queueId: number, m: Message, heldBytes: number, paging: boolean): PagedEntry | undefined {
+    return paging || this.pastBudget(heldBytes + m.payload.length) ? this.toDiskReplicated(queueId, m) : undefined;
+  }
+
+  /** A held import (holdImport) is dropped unread: this node does not lead its queue after all. */
+  dropHeld(e: PagedEntry): void {
+    this.store.releasePagedAt(e.logOffset);
+  }
+
   /** A message on disk left q unread: settle it, or read it back and dead-letter it. */
   pagedLeft(q: Queue, e: PagedEntry, reason: number | undefined): void {
     if (reason === undefined || q.config.deadLetterExchange === undefined) {
-      this.forget(q.id, e);
+      this.forget(q, e);
       return;
     }
     const copy: PagedEntry = { ...e };
@@ -131,9 +176,17 @@ export class Pager {
     for (const retry of list) retry();
   }
 
-  private forget(queueId: number, e: PagedEntry): void {
-    if ((e.flags & PagedFlag.persisted) !== 0) this.store.settle(queueId, e.id);
-    else this.store.releasePaged(e.id);
+  /** A message on disk leaves its queue unread: its settle is logged, or its record released. */
+  private forget(q: Queue, e: PagedEntry): void {
+    if ((e.flags & PagedFlag.replicated) !== 0) this.host.settleReplicated(q, e.id);
+    else if ((e.flags & PagedFlag.persisted) !== 0) this.store.settle(q.id, e.id);
+    this.releaseRecord(e);
+  }
+
+  /** The entry's record is needed no more (read back, or left): release a paged one; a settle releases an `enqueue`. */
+  private releaseRecord(e: PagedEntry): void {
+    if ((e.flags & PagedFlag.replicated) !== 0) this.store.releasePagedAt(e.logOffset);
+    else if ((e.flags & PagedFlag.persisted) === 0) this.store.releasePaged(e.id);
   }
 
   private requestPageIn(q: Queue, list: ReadyList): void {
@@ -184,11 +237,11 @@ export class Pager {
       const payload = payloads[i] as Buffer | string;
       if (typeof payload === 'string') {
         this.host.log('error', `queue '${q.config.name}': message ${e.id} at log offset ${e.logOffset} could not be read back (${payload}); it is dropped`);
-        this.forget(q.id, e);
+        this.forget(q, e);
         continue;
       }
       list.push(messageOf(e, payload, nowPerf));
-      if ((e.flags & PagedFlag.persisted) === 0) this.store.releasePaged(e.id);
+      this.releaseRecord(e);
       this.pagedIn++;
     }
     this.runWaiters(q);
@@ -203,10 +256,10 @@ export class Pager {
       if (r.msgId !== e.id) throw new Error(`the record at log offset ${e.logOffset} holds message ${r.msgId}, not ${e.id}`);
       const m = messageOf(e, r.payload, performance.now());
       this.host.deadLetter(q, m, reason); // settles it when persisted
-      if (!m.persisted) this.store.releasePaged(e.id);
+      this.releaseRecord(e);
     } catch (err: unknown) {
       this.host.log('error', `queue '${q.config.name}': message ${e.id} could not be read back to dead-letter it (${errorText(err)}); it is dropped`);
-      this.forget(q.id, e);
+      this.forget(q, e);
     }
     this.host.kick(q);
   }

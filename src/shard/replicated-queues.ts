@@ -8,6 +8,13 @@
  * Offsets: the replicator gives each append the queue log's next offset in ring order; the
  * shard counts the same way from the nextOffset it was created with, so a commit(offset)
  * maps onto its pending messages without any reply per record.
+ *
+ * Memory: past the shard's budget (`--queue-memory-mb`, pager.ts) a committed or imported
+ * message waits on the shard's own log, read back in order as consumers near it; the replica
+ * log stays its durable copy, and its settle goes there as for any other. A new leader's
+ * imports arrive before its queue exists (the front creates it when the lead completes,
+ * after the last import), so they are held here meanwhile: in memory up to the budget, then
+ * on disk as index entries.
  */
 import assert from 'node:assert/strict';
 import type { RingWriter } from '../ring/ring-writer.js';
@@ -15,6 +22,7 @@ import { RecordReader, RecordWriter } from '../ring/record-buffer.js';
 import { FromReplicator, ToReplicator } from '../ring/replication-records.js';
 import { LogKind, encodeEnqueueHeader, encodeIdList, enqueueHeaderBytes } from './log-records.js';
 import type { Message } from './message.js';
+import { PagedTail, newPagedEntry, type PagedEntry } from './paged-tail.js';
 
 /** A publisher confirm that waits on several things (the shard log, queues' watermarks). */
 export interface ConfirmGate {
@@ -33,10 +41,17 @@ interface Pending {
 interface QueueReplication {
   nextOffset: number;
   committed: number;
-  readonly pending: Pending[];
+  /** Not yet committed from pendingHead on; slots below it are cleared, so a payload never outlives its commit. */
+  readonly pending: (Pending | undefined)[];
   pendingHead: number;
   settles: number[];
   delivered: number[];
+}
+
+/** Imports of a queue the front has not created yet, in queue order: those in memory, then those on disk. */
+interface HeldImports {
+  readonly records: Buffer[];
+  paged: PagedTail | undefined;
 }
 
 export interface ReplicatedHost {
@@ -44,6 +59,16 @@ export interface ReplicatedHost {
   accept(queueId: number, m: Message): boolean;
   /** A message of an imported (recovered or failed-over) log: the shard builds it from the enqueue record. */
   importMessage(queueId: number, msgId: number, expiresAtMs: number, redelivered: boolean, payload: Buffer): void;
+  /**
+   * An import of a queue the shard does not have yet: its index entry once written to the
+   * shard's log, or undefined to keep it in memory. heldBytes: imports held in memory so far;
+   * paging: earlier ones of this queue went to disk, so this one must too (queue order).
+   */
+  holdImport(queueId: number, msgId: number, expiresAtMs: number, redelivered: boolean, payload: Buffer, heldBytes: number, paging: boolean): PagedEntry | undefined;
+  /** A held import on disk joins its queue, now created. */
+  importPaged(queueId: number, e: PagedEntry): void;
+  /** A held import on disk is dropped unread: this node does not lead its queue after all. */
+  dropHeld(e: PagedEntry): void;
   releaseGate(gate: ConfirmGate, ok: boolean): void;
   log(level: 'info' | 'warn' | 'error', msg: string): void;
 }
@@ -51,7 +76,9 @@ export interface ReplicatedHost {
 export class ReplicatedQueues {
   private readonly queues = new Map<number, QueueReplication>();
   /** Imports that arrived before the front created their queue (the two come on different rings). */
-  private readonly early = new Map<number, Buffer[]>();
+  private readonly early = new Map<number, HeldImports>();
+  /** Bytes of the import records held in memory in `early`. */
+  private earlyBytes = 0;
   private readonly head = Buffer.allocUnsafe(5 + enqueueHeaderBytes);
   private readonly w = new RecordWriter();
 
@@ -69,9 +96,15 @@ export class ReplicatedQueues {
     assert.ok(!this.queues.has(queueId), `replicated queue ${queueId} opened twice`);
     assert.ok(Number.isSafeInteger(nextOffset) && nextOffset >= 0, `replicated queue ${queueId}: bad nextOffset ${nextOffset}`);
     this.queues.set(queueId, { nextOffset, committed: nextOffset - 1, pending: [], pendingHead: 0, settles: [], delivered: [] });
-    const early = this.early.get(queueId);
+    const held = this.early.get(queueId);
+    if (held === undefined) return;
     this.early.delete(queueId);
-    for (const body of early ?? []) this.applyImport(new RecordReader(body));
+    for (const body of held.records) {
+      this.earlyBytes -= body.length;
+      this.applyImport(new RecordReader(body));
+    }
+    const e = newPagedEntry();
+    while (held.paged?.shift(e) === true) this.host.importPaged(queueId, e);
   }
 
   /** A published message: logged through the replicator now, queued once committed. */
@@ -109,12 +142,17 @@ export class ReplicatedQueues {
   forget(queueId: number): void {
     const s = this.queues.get(queueId);
     if (s !== undefined) this.drop(queueId, s, false);
+    const held = this.early.get(queueId);
+    if (held === undefined) return;
     this.early.delete(queueId);
+    for (const body of held.records) this.earlyBytes -= body.length;
+    const e = newPagedEntry();
+    while (held.paged?.shift(e) === true) this.host.dropHeld(e);
   }
 
   private drop(queueId: number, s: QueueReplication, ok: boolean): void {
     for (let i = s.pendingHead; i < s.pending.length; i++) {
-      const g = (s.pending[i] as Pending).gate;
+      const g = s.pending[i]?.gate;
       if (g !== undefined) this.host.releaseGate(g, ok);
     }
     this.queues.delete(queueId);
@@ -151,11 +189,7 @@ export class ReplicatedQueues {
     else if (kind === FromReplicator.import) {
       const queueId = body.readUInt32LE(0);
       if (this.queues.has(queueId)) this.applyImport(r);
-      else {
-        let list = this.early.get(queueId);
-        if (list === undefined) this.early.set(queueId, (list = []));
-        list.push(Buffer.from(body));
-      }
+      else this.holdImport(queueId, r, body);
     } else if (kind === FromReplicator.leadReady) {
       const queueId = r.u32();
       this.host.log('info', `replicated queue ${queueId}: imported, its log continues at offset ${r.f64()}`);
@@ -176,6 +210,23 @@ export class ReplicatedQueues {
     this.host.importMessage(queueId, rec.readDoubleLE(4), rec.readDoubleLE(12), true, Buffer.from(rec.subarray(enqueueHeaderBytes)));
   }
 
+  /** An import before its queue: kept in memory, or on disk past the budget (redelivered, as applyImport says). */
+  private holdImport(queueId: number, r: RecordReader, body: Buffer): void {
+    let held = this.early.get(queueId);
+    if (held === undefined) this.early.set(queueId, (held = { records: [], paged: undefined }));
+    r.u32();
+    r.f64();
+    r.u8();
+    const rec = r.buf.subarray(r.pos);
+    const payload = rec.subarray(enqueueHeaderBytes); // a view of the ring: copied to the log or below
+    const e = this.host.holdImport(queueId, rec.readDoubleLE(4), rec.readDoubleLE(12), true, payload, this.earlyBytes, held.paged !== undefined);
+    if (e !== undefined) (held.paged ??= new PagedTail()).append(e);
+    else {
+      held.records.push(Buffer.from(body));
+      this.earlyBytes += body.length;
+    }
+  }
+
   private onCommit(queueId: number, offset: number): void {
     const s = this.queues.get(queueId);
     if (s === undefined || offset <= s.committed) return;
@@ -184,6 +235,7 @@ export class ReplicatedQueues {
     for (; i < s.pending.length; i++) {
       const p = s.pending[i] as Pending;
       if (p.offset > offset) break;
+      s.pending[i] = undefined;
       const accepted = this.host.accept(queueId, p.m);
       if (!accepted) s.settles.push(p.m.id); // refused (overflow): its enqueue is logged, so is its end
       if (p.gate !== undefined) this.host.releaseGate(p.gate, accepted);

@@ -14,21 +14,11 @@
 import { SegmentLog } from '../store/segment-log.js';
 import type { FsyncPolicy } from '../store/fsync-policy.js';
 import type { LogOffset } from '../store/log-offset.js';
-import type { LogRecord } from '../store/log-record.js';
-import { LogKind, decodeIdList, encodeEnqueueHeader, encodeIdList, enqueueHeaderBytes } from './log-records.js';
+import { LogKind, encodeEnqueueHeader, encodeIdList, enqueueHeaderBytes } from './log-records.js';
 import { LiveOffsets } from './live-offsets.js';
-import { payloadLayout } from '../ring/shard-records.js';
-import { peekPriority } from '../amqp/content-header.js';
-
-/** A recovered message without its payload: the queue reads that back from the log (pager.ts). */
-export interface RecoveredMessage {
-  msgId: number;
-  expiresAtMs: number;
-  bodyBytes: number;
-  priority: number;
-  delivered: boolean;
-  logOffset: number;
-}
+import { LogReplay } from './log-replay.js';
+import { forEachInLogOrder, type RecoveredQueue } from './recovered-queue.js';
+import type { PagedEntry } from './paged-tail.js';
 
 /** A message record read back from the log by the pager. */
 export interface PagedRecord {
@@ -51,16 +41,26 @@ export interface ShardStoreOptions {
  * commit counts alone never ran after the traffic stopped), rare enough to cost nothing.
  */
 const releaseDelayMs = 100;
+/**
+ * Ids per `delivered` record written after a crash (512 KiB records): ten million recovered
+ * messages in one record would be 80 MB, more than a segment, and an array that size on the heap.
+ */
+const assumedDeliveredIdsPerRecord = 65_536;
 
 export class ShardStore {
-  /** queueId → recovered messages (in msgId order once sorted), until the front re-creates the queue. */
-  readonly recovered = new Map<number, Map<number, RecoveredMessage>>();
+  /** queueId → its recovered messages (in id order), until the front re-creates the queue. */
+  readonly recovered = new Map<number, RecoveredQueue>();
   maxMsgId = 0;
   private readonly settles = new Map<number, number[]>();
   private readonly delivered = new Map<number, number[]>();
   private readonly enqHeader = Buffer.allocUnsafe(enqueueHeaderBytes);
   /** Live logged messages (persistent ones, and transient ones paged to disk) and their offsets. */
   private readonly live = new LiveOffsets();
+  /**
+   * Paged records of replicated queues' messages (pagedReplicaEnqueue), keyed by their own log
+   * offset: those ids do not rise in this log's order, so `live` cannot hold them.
+   */
+  private readonly pagedReplicas = new LiveOffsets();
   private releaseTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -70,82 +70,27 @@ export class ShardStore {
   ) {}
 
   static async open(opts: ShardStoreOptions): Promise<{ store: ShardStore; records: number; truncatedBytes: number }> {
-    const recovered = new Map<number, Map<number, RecoveredMessage>>();
-    let maxMsgId = 0;
-    let lastKind: number | undefined;
-    const onRecord = (r: LogRecord): void => {
-      const p = r.payload;
-      lastKind = r.kind;
-      switch (r.kind) {
-        case LogKind.enqueue: {
-          const queueId = p.readUInt32LE(0);
-          const msgId = p.readDoubleLE(4);
-          let q = recovered.get(queueId);
-          if (q === undefined) {
-            q = new Map();
-            recovered.set(queueId, q);
-          }
-          // No copy of the payload: 10 million recovered messages must not come back into memory.
-          const payload = p.subarray(enqueueHeaderBytes);
-          const layout = payloadLayout(payload);
-          const priority = peekPriority(payload.subarray(layout.propsStart, layout.propsEnd)) ?? 0;
-          q.set(msgId, { msgId, expiresAtMs: p.readDoubleLE(12), bodyBytes: payload.length - layout.propsEnd, priority, delivered: false, logOffset: r.offset });
-          if (msgId > maxMsgId) maxMsgId = msgId;
-          break;
-        }
-        case LogKind.pagedEnqueue: {
-          // A transient message paged to disk: it does not come back, but its id stays used.
-          const msgId = p.readDoubleLE(4);
-          if (msgId > maxMsgId) maxMsgId = msgId;
-          break;
-        }
-        case LogKind.settle: {
-          const { queueId, ids } = decodeIdList(p);
-          const q = recovered.get(queueId);
-          if (q !== undefined) for (const id of ids) q.delete(id);
-          break;
-        }
-        case LogKind.delivered: {
-          const { queueId, ids } = decodeIdList(p);
-          const q = recovered.get(queueId);
-          if (q !== undefined) for (const id of ids) {
-            const m = q.get(id);
-            if (m !== undefined) m.delivered = true;
-          }
-          break;
-        }
-        case LogKind.queueDelete:
-          recovered.delete(p.readUInt32LE(0));
-          break;
-        case LogKind.open:
-        case LogKind.close:
-          break;
-        default:
-          throw new Error(`unknown shard log record kind ${r.kind} at offset ${r.offset}`);
-      }
-    };
+    const replay = new LogReplay(opts.dir);
     const { log, report } = await SegmentLog.open(
       opts.dir,
       { segmentBytes: opts.segmentBytes, fsync: opts.fsync, repair: opts.repair, preallocate: true, log: opts.log },
-      onRecord,
+      replay.onRecord,
     );
     const store = new ShardStore(log, opts.log);
-    for (const [qid, msgs] of recovered) {
-      const sorted = new Map([...msgs.values()].sort((a, b) => a.msgId - b.msgId).map((m) => [m.msgId, m]));
-      store.recovered.set(qid, sorted);
-    }
+    for (const [queueId, q] of replay.queues) store.recovered.set(queueId, q);
     // The live list must be in log order across all queues: release() keeps only the segments
     // from its first unsettled entry on, so one queue's messages listed before an older
     // message of another queue would let that older one's segment be deleted.
-    const byOffset = [...recovered.values()].flatMap((msgs) => [...msgs.values()]).sort((a, b) => a.logOffset - b.logOffset);
-    for (const m of byOffset) store.trackLive(m.msgId, m.logOffset);
-    store.maxMsgId = maxMsgId;
+    forEachInLogOrder([...replay.queues.values()], (msgId, offset) => store.trackLive(msgId, offset));
+    store.maxMsgId = replay.maxMsgId;
     // A cut tail or a repair means records of some run are gone, its delivered markers with them.
+    const lastKind = replay.lastKind;
     const cleanStop = lastKind === LogKind.close && report.truncatedBytes === 0 && report.repaired === undefined;
     if (lastKind !== undefined && !cleanStop) store.assumeDelivered(opts.dir);
     // Committed before any delivery of this run, so a crash of this run is never taken for a clean stop.
     log.append(LogKind.open, Buffer.alloc(0));
     await log.commit();
+    if (lastKind !== undefined) store.sayRecovered();
     // Segments holding only what did not come back (transient paged messages) can go now.
     store.scheduleRelease();
     return { store, records: report.records, truncatedBytes: report.truncatedBytes };
@@ -154,31 +99,50 @@ export class ShardStore {
   /** After a crash: every recovered message may have been delivered; say so now and in the log. */
   private assumeDelivered(dir: string): void {
     let n = 0;
-    for (const [queueId, msgs] of this.recovered) {
-      const ids: number[] = [];
-      for (const m of msgs.values()) {
-        if (!m.delivered) ids.push(m.msgId);
-        m.delivered = true;
-      }
+    for (const [queueId, q] of this.recovered) {
+      let ids: number[] = [];
+      q.markAllDelivered((msgId) => {
+        ids.push(msgId);
+        if (ids.length < assumedDeliveredIdsPerRecord) return;
+        this.log.append(LogKind.delivered, encodeIdList(queueId, ids));
+        n += ids.length;
+        ids = [];
+      });
       if (ids.length > 0) this.log.append(LogKind.delivered, encodeIdList(queueId, ids));
       n += ids.length;
     }
     if (n > 0) this.say('warn', `${dir} does not end with a clean stop: ${n} recovered message(s) may have been delivered before the crash and will carry redelivered=true`);
   }
 
-  /** The recovered messages of a queue the front re-created (then forgotten here). */
-  takeRecovered(queueId: number): RecoveredMessage[] {
-    const q = this.recovered.get(queueId);
-    this.recovered.delete(queueId);
-    return q === undefined ? [] : [...q.values()];
+  /**
+   * What recovery holds, once: a restart of a node with a long backlog must fit its memory, so
+   * the heap it takes is worth a line (test/durability/recovery-memory.test.ts reads it).
+   */
+  private sayRecovered(): void {
+    // Under --expose-gc (tests, diagnosis) collect first: the figure is then what recovery keeps, not its garbage.
+    (globalThis as { gc?: () => void }).gc?.();
+    const { heapUsed, arrayBuffers } = process.memoryUsage();
+    let n = 0;
+    for (const q of this.recovered.values()) n += q.length;
+    this.say('info', `recovered ${n} message(s) for ${this.recovered.size} queue(s); heap used ${mib(heapUsed)} MiB, array buffers ${mib(arrayBuffers)} MiB`);
   }
 
-  /** Messages of queues that no longer exist: settle them so their segments can go. */
+  /**
+   * Hands the recovered messages of a queue the front re-created to visit, in queue order, each
+   * copied into out (whose enqueuedAtMs32 the caller sets); then forgets them.
+   */
+  takeRecovered(queueId: number, out: PagedEntry, visit: (e: PagedEntry) => void): void {
+    const q = this.recovered.get(queueId);
+    this.recovered.delete(queueId);
+    q?.take(out, visit);
+  }
+
+  /** Messages of queues that no longer exist: a queue delete record settles them, so their segments can go. */
   dropUnclaimed(): number {
     let n = 0;
-    for (const [queueId, msgs] of this.recovered) {
-      for (const m of msgs.values()) this.settle(queueId, m.msgId);
-      n += msgs.size;
+    for (const [queueId, q] of this.recovered) {
+      q.forEachOffset((msgId) => this.live.settle(msgId));
+      n += q.length;
       this.appendQueueDelete(queueId);
     }
     this.recovered.clear();
@@ -209,6 +173,23 @@ export class ShardStore {
   releasePaged(msgId: number): void {
     // No record, so no commit follows to look for segments to delete: look anyway.
     if (this.live.settle(msgId)) this.scheduleRelease();
+  }
+
+  /**
+   * A message of a replicated queue paged to disk (pager.ts): logged as a `pagedEnqueue` like a
+   * transient one (its durable copy is the replica log), but tracked by its offset — it is
+   * paged at its commit or imported from another node's log, so its id does not follow this
+   * log's order. Live until releasePagedAt(offset).
+   */
+  pagedReplicaEnqueue(queueId: number, msgId: number, expiresAtMs: number, payload: Buffer): LogOffset {
+    const offset = this.log.appendParts(LogKind.pagedEnqueue, encodeEnqueueHeader(this.enqHeader, queueId, msgId, expiresAtMs), payload);
+    this.pagedReplicas.append(offset, offset);
+    return offset;
+  }
+
+  /** The paged record of a replicated queue's message at `offset` is no longer needed. */
+  releasePagedAt(offset: number): void {
+    if (this.pagedReplicas.settle(offset)) this.scheduleRelease();
   }
 
   /** close() began: reads may fail and nothing more is logged. */
@@ -290,7 +271,8 @@ export class ShardStore {
 
   /** Deletes the segments wholly below the oldest live message. */
   private async release(): Promise<void> {
-    const needed = this.live.oldestOffset() ?? this.log.flushedOffset + 1;
+    const oldest = [this.live.oldestOffset(), this.pagedReplicas.oldestOffset()].filter((o) => o !== undefined);
+    const needed = oldest.length > 0 ? Math.min(...oldest) : this.log.flushedOffset + 1;
     await this.log.releaseBefore(needed as LogOffset);
   }
 
@@ -307,4 +289,8 @@ export class ShardStore {
     }
     await this.log.close();
   }
+}
+
+function mib(bytes: number): string {
+  return (bytes / (1024 * 1024)).toFixed(1);
 }

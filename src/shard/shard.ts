@@ -6,11 +6,11 @@ import { peekDeliveryMode, peekExpiration, peekPriority } from '../amqp/content-
 import type { Consumer, ShardChannel } from './consumer.js';
 import type { Message } from './message.js';
 import type { QueueConfig } from './queue-config.js';
-import { Queue, type QueueHost } from './queue.js';
+import { Queue, type EnqueueResult, type QueueHost } from './queue.js';
 import { composeDeadLetter } from './dead-letter.js';
 import type { ShardStore } from './shard-store.js';
 import { Pager } from './pager.js';
-import { newPagedEntry, pagedFlags, type PagedEntry } from './paged-tail.js';
+import { newPagedEntry, type PagedEntry } from './paged-tail.js';
 import type { PageHost } from './ready-list.js';
 import { LatencyRecorder, recordUs } from '../metrics/latency.js';
 import type { Histogram } from 'hdr-histogram-js';
@@ -37,6 +37,12 @@ const flowLowMessages = 10_000;
 const deliverBudgetPerPass = 256;
 /** Stop delivering while this many bytes wait outside the shard→front ring (the front is behind). */
 const outPendingHighBytes = 4 * 1024 * 1024;
+/**
+ * Stop reading the replicator's ring while this many bytes of the log are appended but not yet
+ * written (imports past the budget arrive faster than the disk takes them), until under the low mark.
+ */
+const logBacklogHighBytes = 16 * 1024 * 1024;
+const logBacklogLowBytes = 4 * 1024 * 1024;
 
 type Handler = (r: RecordReader) => void;
 
@@ -74,6 +80,8 @@ export class Shard implements QueueHost {
   readonly replicated: ReplicatedQueues | undefined;
   /** Queues dropped because this node stopped leading them: a publish still routed here is refused, never confirmed. */
   private readonly deposed = new Set<number>();
+  /** whenLogCaughtUp callers. */
+  private logWaiters: (() => void)[] = [];
 
   constructor(
     readonly index: number,
@@ -92,10 +100,22 @@ export class Shard implements QueueHost {
         : new ReplicatedQueues(toReplicator, {
             accept: (queueId, m) => this.acceptCommitted(queueId, m),
             importMessage: (queueId, msgId, expiresAtMs, redelivered, payload) => this.importMessage(queueId, msgId, expiresAtMs, redelivered, payload),
+            holdImport: (queueId, msgId, expiresAtMs, redelivered, payload, heldBytes, paging) =>
+              this.pager?.holdImport(queueId, this.importedMessage(msgId, payload, expiresAtMs, redelivered), heldBytes, paging),
+            importPaged: (queueId, e) => this.importPaged(queueId, e),
+            dropHeld: (e) => this.pager?.dropHeld(e),
             releaseGate: (gate, ok) => this.releaseGate(gate, ok),
             log,
           });
-    this.pager = store === undefined ? undefined : new Pager(queueMemoryBytes, store, { kick: (q) => this.kick(q), deadLetter: (q, m, reason) => this.deadLetter(q, m, reason), log });
+    this.pager =
+      store === undefined
+        ? undefined
+        : new Pager(queueMemoryBytes, store, {
+            kick: (q) => this.kick(q),
+            deadLetter: (q, m, reason) => this.deadLetter(q, m, reason),
+            settleReplicated: (q, msgId) => this.replicated?.settle(q.id, msgId),
+            log,
+          });
     if (store !== undefined) {
       this.nextMsgId = store.maxMsgId + 1;
       store.log.onFlushed = (flushed) => {
@@ -153,6 +173,25 @@ export class Shard implements QueueHost {
     this.out.flush();
   }
 
+  /** Too much of the log waits to be written: the replicator's ring is not read meanwhile (worker.ts). */
+  get logBacklogged(): boolean {
+    return (this.store?.log.pendingBytes ?? 0) > logBacklogHighBytes;
+  }
+
+  /** Resolves once the log's unwritten appends are under the low mark. */
+  whenLogCaughtUp(): Promise<void> {
+    if ((this.store?.log.pendingBytes ?? 0) <= logBacklogLowBytes) return Promise.resolve();
+    this.commit();
+    return new Promise((resolve) => this.logWaiters.push(resolve));
+  }
+
+  private wakeLogWaiters(): void {
+    if (this.logWaiters.length === 0 || (this.store?.log.pendingBytes ?? 0) > logBacklogLowBytes) return;
+    const waiters = this.logWaiters;
+    this.logWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
   /** A record from the replicator worker (commit watermarks, imported messages). */
   onReplicatorRecord(kind: number, body: Buffer): void {
     this.replicated?.onRecord(kind, body);
@@ -163,7 +202,14 @@ export class Shard implements QueueHost {
     const q = this.queues.get(queueId);
     if (q === undefined) return true; // deleted meanwhile: nothing to refuse
     this.dirty.add(q);
-    return q.enqueue(m) !== 'rejected';
+    return this.enqueueReplicated(q, m) !== 'rejected';
+  }
+
+  /** Past the memory budget a replicated queue's message waits in this shard's log (its durable copy is the replica log). */
+  private enqueueReplicated(q: Queue, m: Message): EnqueueResult {
+    const pager = this.pager;
+    if (pager === undefined || !pager.mustPageOut(q, m.priority)) return q.enqueue(m);
+    return q.enqueue(m, (msg) => pager.toDiskReplicated(q.id, msg));
   }
 
   /** A live message of a replicated queue's log, handed over when this node begins to lead it. */
@@ -171,10 +217,28 @@ export class Shard implements QueueHost {
     const q = this.queues.get(queueId);
     if (q === undefined) return;
     if (msgId >= this.nextMsgId) this.nextMsgId = msgId + 1; // ids stay unique within the queue's log
+    this.enqueueReplicated(q, this.importedMessage(msgId, payload, expiresAtMs, redelivered));
+    q.scheduleTtl();
+    this.dirty.add(q);
+  }
+
+  private importedMessage(msgId: number, payload: Buffer, expiresAtMs: number, redelivered: boolean): Message {
     const m = this.newMessage(msgId, payload, expiresAtMs);
     m.redelivered = redelivered;
     m.persisted = true;
-    q.enqueue(m);
+    return m;
+  }
+
+  /** An import held on disk while its queue did not exist (replicated-queues.ts) joins it. */
+  private importPaged(queueId: number, e: PagedEntry): void {
+    const q = this.queues.get(queueId);
+    if (q === undefined) {
+      this.pager?.dropHeld(e);
+      return;
+    }
+    if (e.id >= this.nextMsgId) this.nextMsgId = e.id + 1;
+    q.ready.appendPaged(e);
+    q.published++;
     q.scheduleTtl();
     this.dirty.add(q);
   }
@@ -223,6 +287,7 @@ export class Shard implements QueueHost {
         if (this.storeFailure !== undefined) this.reportStoreRecovered();
         // Under batch-ms commit() resolves after the write; only flushedOffset says what is on disk.
         this.releaseDurableConfirms(store.log.flushedOffset);
+        this.wakeLogWaiters();
         if (this.commitAgain || store.flushBatches()) {
           this.commitAgain = false;
           this.commit();
@@ -307,14 +372,7 @@ export class Shard implements QueueHost {
       // messages on disk: they are read back as the queue drains, however many there are.
       const e: PagedEntry = newPagedEntry();
       e.enqueuedAtMs32 = performance.now() >>> 0;
-      for (const rm of this.store.takeRecovered(config.queueId)) {
-        e.id = rm.msgId;
-        e.logOffset = rm.logOffset;
-        e.expiresAtMs = rm.expiresAtMs;
-        e.bodyBytes = rm.bodyBytes;
-        e.flags = pagedFlags(true, true, rm.delivered, rm.priority);
-        q.ready.appendPaged(e);
-      }
+      this.store.takeRecovered(config.queueId, e, (entry) => q.ready.appendPaged(entry));
       q.scheduleTtl();
       this.dirty.add(q);
     }
@@ -433,7 +491,7 @@ export class Shard implements QueueHost {
       }
       const ttl = messageTtlMs(expiration, q.config.messageTtlMs);
       // Every message of a replicated queue is logged (as in RabbitMQ's quorum queues) and
-      // enters the queue at its commit; it is never paged (its log is the replicator's).
+      // enters the queue at its commit, where it may be paged (acceptCommitted).
       const replicated = this.replicated?.has(q.id) === true;
       const pager = !replicated && this.pager !== undefined && this.pager.mustPageOut(q, priority) ? this.pager : undefined;
       const m: Message = {

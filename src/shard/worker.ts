@@ -63,16 +63,27 @@ async function main(): Promise<void> {
   const toReplicator = data.toReplicator === undefined ? undefined : new RingWriter(data.toReplicator, `shard${data.index}→replicator`);
   const shard = new Shard(data.index, writer, store, log, new Int32Array(data.flow), data.queueMemoryBytes, toReplicator);
   let replReader: RingReader | undefined;
+  let stopping = false;
   if (data.fromReplicator !== undefined) {
     replReader = new RingReader(data.fromReplicator, `replicator→shard${data.index}`);
-    replReader.start(
-      (kind, body) => shard.onReplicatorRecord(kind, body),
-      () => shard.onBatchEnd(),
-    );
+    const reader = replReader;
+    const onRecord = (kind: number, body: Buffer): void => shard.onReplicatorRecord(kind, body);
+    // Imports come as fast as the replicator reads them; those past the memory budget go to the
+    // shard log, whose unwritten appends are memory too: stop reading until it caught up.
+    const onBatchEnd = (): void => {
+      shard.onBatchEnd();
+      if (!shard.logBacklogged) return;
+      reader.stop();
+      void shard.whenLogCaughtUp().then(() => {
+        if (!stopping) reader.start(onRecord, onBatchEnd);
+      });
+    };
+    reader.start(onRecord, onBatchEnd);
   }
   reader.start(
     (kind, body) => {
       if (kind === ToShard.shutdown) {
+        stopping = true;
         reader.stop();
         replReader?.stop();
         shard.onBatchEnd();
