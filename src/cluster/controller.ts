@@ -1,8 +1,9 @@
 /**
  * The controller: one node at a time, elected through etcd (etcd3's Election under the cluster
  * prefix), fails queues over when a node goes — its member key vanished (lease expired, clean
- * stop, forgotten, or a restart under a new incarnation) or another part of the node suspects it
- * (`suspect`, e.g. every link to it closed at once after a kill -9, long before its lease ends).
+ * stop, forgotten, or a restart under a new incarnation) or another part of the node has evidence
+ * that it is gone (`suspect`: after a kill -9 its links closed and its port refuses connections,
+ * death-evidence.ts, long before its lease ends). A closed link alone is never enough.
  *
  * For each queue the decision is a pure function of its placement and the set of dead nodes
  * (planFailover, chooseLeader, failoverPlacement below). Electing a new leader needs each
@@ -17,6 +18,7 @@ import type { Logger } from '../node/logger.js';
 import type { Closer, ControlPlane } from './control-plane.js';
 import { controllerElection } from './etcd-keys.js';
 import type { PlacedQueue, PlacementSpec, PlacementStore } from './placement.js';
+import { pollDecisionMaxMs } from './replica-poll.js';
 
 /** Where a replica's log ends: the epoch of its last record and the offset after it. */
 export interface ReplicaPosition {
@@ -109,8 +111,9 @@ export interface ControllerOptions {
   /** This node's name: the value it campaigns with. */
   nodeName: string;
   /**
-   * Asks the candidates where their logs end (over the replication link) and picks the new
-   * leader, typically with chooseLeader; undefined when it cannot decide yet (it is asked again).
+   * Asks the candidates where their logs end (a replica poll, replica-poll.ts, at the placement's
+   * epoch: each candidate that answers is fenced against that epoch) and picks the new leader,
+   * typically with chooseLeader; undefined when it cannot decide yet (it is asked again).
    */
   pickNewLeader: (queue: PlacedQueue, candidates: string[]) => Promise<ReplicaPosition | undefined>;
   log?: Logger;
@@ -176,7 +179,10 @@ export class Controller {
     });
   }
 
-  /** The node's links closed: treat it as dead for one failover pass (its queues move now, not at lease expiry). */
+  /**
+   * The node is gone (its port refused connections, death-evidence.ts): treat it as dead for one
+   * failover pass (its queues move now, not when membership reports it).
+   */
   suspect(node: string): void {
     if (!this.elected) return;
     this.departed.add(node);
@@ -349,10 +355,17 @@ export class Controller {
         return true;
       }
       case 'elect': {
+        const askedAtMs = Date.now();
         const choice = await this.opts.pickNewLeader(q, plan.candidates);
         if (term !== this.term) return true;
         if (choice === undefined) {
           this.opts.log?.warn(`queue '${q.name}' in vhost '${q.vhost}': no candidate among [${plan.candidates.join(', ')}] could be chosen yet`);
+          return false;
+        }
+        const tookMs = Date.now() - askedAtMs;
+        if (tookMs > pollDecisionMaxMs) {
+          // The candidates' fences may have lifted: the old leader may have committed past their answers.
+          this.opts.log?.warn(`queue '${q.name}' in vhost '${q.vhost}': the replica poll took ${tookMs} ms > ${pollDecisionMaxMs} ms; asking again`);
           return false;
         }
         const next = failoverPlacement(p, dead, plan.candidates, choice);

@@ -25,9 +25,9 @@ import { ControlPlane, type MemberInfo } from '../cluster/control-plane.js';
 import { Controller, chooseLeader, failoverPlacement, majority } from '../cluster/controller.js';
 import { DefinitionsSync } from '../cluster/definitions-sync.js';
 import { PlacementStore, chooseMembers, nodeLoad, type PlacedQueue, type Placement, type PlacementSpec, type QueueDecl } from '../cluster/placement.js';
-import { ReplicaPoll } from '../cluster/replica-poll.js';
+import { ReplicaPoll, pollDecisionMaxMs } from '../cluster/replica-poll.js';
 import { MembershipChanges } from '../cluster/membership.js';
-import { revokeIfDead } from '../cluster/death-evidence.js';
+import { PeerDeathCheck } from '../cluster/death-evidence.js';
 import { checkClusterSecret } from '../cluster/secret-check.js';
 import { StartError } from './start-error.js';
 import type { FollowRequest, LeadRequest, PlacementUpdate, ReplicaMember, ReplicaStatus } from '../replication/types.js';
@@ -45,6 +45,8 @@ export interface ReplicatorControl {
   stop(queueId: number): Promise<void>;
   deleteQueue(queueId: number): Promise<void>;
   replicaState(queueId: number): Promise<{ epoch: number; logEnd: number } | undefined>;
+  /** A replica poll's question at placement epoch `epoch`: fence against it, then report the log end (replica-poll.ts). */
+  answerPoll(queueId: number, epoch: number, fenceMs: number): Promise<{ epoch: number; logEnd: number } | undefined>;
   status(): Promise<ReplicaStatus[]>;
   latency(): Promise<LatencyExport[]>;
   onIsrChange: ((queueId: number, isr: string[]) => void) | undefined;
@@ -109,8 +111,8 @@ export class ClusterMember implements ClusterQueues {
   /** `id@epoch` placements this node wrote naming itself leader (its own election). */
   private readonly elected = new Set<string>();
   private closers: { close(): Promise<void> }[] = [];
-  /** Peers being checked for death (one probe at a time each). */
-  private readonly probing = new Set<string>();
+  /** Closed replication links: their peer is failed over only on evidence that it is gone. */
+  private readonly deaths: PeerDeathCheck;
   private stopped = false;
   /** Told of every placement this node sees (membership changes wait on them). */
   private readonly placementSeen = new Set<(vhost: string, name: string) => void>();
@@ -121,8 +123,8 @@ export class ClusterMember implements ClusterQueues {
     this.plane = new ControlPlane({ hosts: o.etcd, clusterName: o.clusterName, leaseMs: o.leaseMs, log: o.log });
     this.defs = new DefinitionsSync(this.plane.ns, o.log);
     this.placements = new PlacementStore(this.plane.ns);
-    this.poll = new ReplicaPoll(this.plane.ns, o.nodeName, async (queueId) => {
-      const s = await o.replicator.replicaState(queueId);
+    this.poll = new ReplicaPoll(this.plane.ns, o.nodeName, async (queueId, epoch, fenceMs) => {
+      const s = await o.replicator.answerPoll(queueId, epoch, fenceMs);
       return s === undefined ? undefined : { epoch: s.epoch, offset: s.logEnd };
     }, o.log);
     this.controller = new Controller({
@@ -130,8 +132,15 @@ export class ClusterMember implements ClusterQueues {
       placements: this.placements,
       nodeName: o.nodeName,
       log: o.log,
-      pickNewLeader: async (q, candidates) => chooseLeader(q.placement, candidates, await this.poll.ask(q.placement.id, candidates, replicaPollMs)),
+      pickNewLeader: async (q, candidates) => chooseLeader(q.placement, candidates, await this.poll.ask(q.placement.id, q.placement.epoch, candidates, replicaPollMs)),
       onFailover: (q, next) => o.log.warn(`controller: ${label(q.vhost, q.name)} fails over to ${next.leader} at epoch ${next.epoch}`),
+    });
+    this.deaths = new PeerDeathCheck({
+      ns: this.plane.ns,
+      log: o.log,
+      member: (node) => this.members.get(node),
+      // Its leases are revoked, so membership reports it too; this only saves the controller (if here) a watch round trip.
+      onGone: (node) => this.controller.suspect(node),
     });
     this.membership = new MembershipChanges({
       placements: this.placements,
@@ -200,15 +209,12 @@ export class ClusterMember implements ClusterQueues {
     log.info(`cluster ${this.o.clusterName}: joined as ${this.o.nodeName} with ${this.members.size} member(s) up`);
   }
 
-  /** A replication link to node closed: fail it over now if it is provably gone (death-evidence.ts). */
+  /**
+   * A replication link to node closed: fail it over now only if it is provably gone (its port
+   * refuses connections, death-evidence.ts); a live node's closed link moves nothing.
+   */
   private peerDown(node: string): void {
-    this.controller.suspect(node);
-    const m = this.members.get(node);
-    if (m === undefined || this.stopped || this.probing.has(node)) return;
-    this.probing.add(node);
-    revokeIfDead(this.plane.ns, m, this.o.log)
-      .catch((e: unknown) => this.o.log.warn(`cluster: could not check whether ${node} is down: ${e instanceof Error ? e.message : String(e)}`))
-      .finally(() => this.probing.delete(node));
+    if (!this.stopped) void this.deaths.linkClosed(node);
   }
 
   private noteMember(m: MemberInfo): void {
@@ -512,9 +518,11 @@ export class ClusterMember implements ClusterQueues {
     const live = new Set(this.members.keys());
     const pool = p.type === 'quorum' ? p.members : p.isr;
     const candidates = pool.filter((n) => live.has(n));
-    const reports = await this.poll.ask(p.id, candidates, replicaPollMs);
+    const askedAtMs = Date.now();
+    const reports = await this.poll.ask(p.id, p.epoch, candidates, replicaPollMs);
     const choice = chooseLeader(p, candidates, reports);
-    if (choice === undefined) {
+    // Answers older than a decision may rest on are as good as none (their fences may have lifted).
+    if (choice === undefined || Date.now() - askedAtMs > pollDecisionMaxMs) {
       this.o.log.warn(`cluster: ${label(q.vhost, q.name)} has no leader yet (${reports.length} of ${candidates.length} replicas answered); retrying`);
       setTimeout(() => this.schedule(q.vhost, q.name, this.known.get(queueKey(q.vhost, q.name))?.placement), 500).unref();
       return;
@@ -594,6 +602,7 @@ export class ClusterMember implements ClusterQueues {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.deaths.stop();
     await this.controller.stop().catch(() => {});
     await this.poll.close().catch(() => {});
     for (const c of this.closers) await c.close().catch(() => {});

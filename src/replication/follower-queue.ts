@@ -4,6 +4,12 @@
  * (the leader-epoch rule), then Batches are appended verbatim, group-committed, and acked with
  * the fsynced offset. A Snapshot replaces the log when the leader no longer has its log end.
  *
+ * Poll fence: once this replica answered a replica poll at placement epoch e (cluster/
+ * replica-poll.ts), it takes nothing more from a leader of epoch e or older — no batch, no
+ * fetch answer, no snapshot, and no ack, not even for what it already holds (its answer counted
+ * that) — until a placement of a newer epoch arrives (raiseEpoch) or the fence's time is up. A
+ * leader that still streams epoch e therefore cannot commit past what the answer reported.
+ *
  * Refusals (logged; the log is left as it was): a FetchReply or Batch from an epoch older than
  * the highest this node knows (fencing of deposed leaders), a checksum mismatch, records that
  * do not continue the log, a malformed snapshot. After a refusal the stream is restarted with a
@@ -41,7 +47,13 @@ export interface FollowerContext {
   scheduleCommit: (replica: ReplicaLog) => void;
 }
 
-export type FollowerState = 'idle' | 'fetching' | 'streaming' | 'snapshot' | 'refused';
+export type FollowerState = 'idle' | 'fetching' | 'streaming' | 'snapshot' | 'refused' | 'fenced';
+
+/** Set by a replica poll's answer: leaders of epochs <= epoch are refused until untilMs (Date.now() clock). */
+export interface PollFence {
+  epoch: number;
+  untilMs: number;
+}
 
 interface SnapshotReceive {
   offset: number;
@@ -80,6 +92,7 @@ export class FollowerQueue {
   private receiving: SnapshotReceive | undefined;
   private stopped = false;
   private lastReleaseMs = 0;
+  private pollFence: PollFence | undefined;
 
   constructor(
     readonly queueId: number,
@@ -97,9 +110,74 @@ export class FollowerQueue {
     return this.state === 'streaming';
   }
 
-  /** A newer placement (epoch) is known: older leaders are refused from now on. */
+  /** A newer placement (epoch) is known: older leaders are refused from now on; a poll fence below it lifts. */
   raiseEpoch(epoch: number): void {
     this.knownEpoch = Math.max(this.knownEpoch, epoch);
+    if (this.pollFence !== undefined && epoch > this.pollFence.epoch) this.liftPollFence(`placement epoch ${epoch} is known`);
+  }
+
+  /**
+   * This replica answers a replica poll at placement epoch fence.epoch: from now on it takes
+   * and acks nothing from a leader of that epoch or older, until a newer placement or
+   * fence.untilMs. Takes effect at once (the caller reads the log end after this).
+   */
+  fenceForPoll(fence: PollFence): void {
+    // knownEpoch already refuses every epoch below it.
+    if (fence.epoch < this.knownEpoch || Date.now() >= fence.untilMs) return;
+    const current = this.pollFence;
+    this.pollFence = current === undefined ? { ...fence } : { epoch: Math.max(current.epoch, fence.epoch), untilMs: Math.max(current.untilMs, fence.untilMs) };
+    if (this.state === 'fenced') this.armPollFenceTimer();
+    else if (this.state !== 'idle' && this.streamEpoch <= fence.epoch) this.holdForPoll(`the rest of its stream of epoch ${this.streamEpoch}`);
+  }
+
+  /** True while the poll fence refuses a leader of `epoch`; a fence whose time is up lifts here. */
+  private fencedAgainst(epoch: number): boolean {
+    const f = this.pollFence;
+    if (f === undefined) return false;
+    if (Date.now() >= f.untilMs) {
+      this.liftPollFence('its time ran out');
+      return false;
+    }
+    return epoch <= f.epoch;
+  }
+
+  /** Takes nothing more from this stream; fetches again once the fence lifts. */
+  private holdForPoll(what: string): void {
+    const f = this.pollFence;
+    if (f === undefined) return;
+    this.state = 'fenced';
+    this.dropSnapshot();
+    this.ctx.log(
+      'info',
+      `queue ${this.name}: answered a replica poll at epoch ${f.epoch}: refusing ${what} from leader ${this.leader.node} until a newer placement (at most ${Math.max(0, f.untilMs - Date.now())} ms); the log stays at ${this.replica.nextOffset}`,
+    );
+    this.armPollFenceTimer();
+  }
+
+  private armPollFenceTimer(): void {
+    clearTimeout(this.refetchTimer);
+    const f = this.pollFence;
+    if (f === undefined) return;
+    this.refetchTimer = setTimeout(() => {
+      this.refetchTimer = undefined;
+      if (this.state !== 'fenced') return;
+      // Extended by a later poll: wait on; else lift, which fetches again.
+      if (this.pollFence !== undefined && Date.now() < this.pollFence.untilMs) this.armPollFenceTimer();
+      else this.liftPollFence('its time ran out');
+    }, Math.max(0, f.untilMs - Date.now()));
+  }
+
+  /** State 'fenced' is only ever entered with a fence set, and left here (or by linkDown). */
+  private liftPollFence(why: string): void {
+    const f = this.pollFence;
+    if (f === undefined) return;
+    this.pollFence = undefined;
+    // Said only where the fence held a stream back (holdForPoll said so): after a crash the link is down anyway.
+    if (this.state !== 'fenced') return;
+    this.ctx.log('info', `queue ${this.name}: the poll fence at epoch ${f.epoch} lifts (${why}); fetching again`);
+    clearTimeout(this.refetchTimer);
+    this.refetchTimer = undefined;
+    this.sendFetch();
   }
 
   linkUp(link: FramedLink): void {
@@ -165,6 +243,7 @@ export class FollowerQueue {
   private async onFetchReply(msg: FetchReplyMsg): Promise<void> {
     if (this.state !== 'fetching') return;
     if (msg.epoch < this.knownEpoch) return this.refuse(`FetchReply from stale epoch ${msg.epoch} < known ${this.knownEpoch}`);
+    if (this.fencedAgainst(msg.epoch)) return this.holdForPoll(`a stream of epoch ${msg.epoch}`);
     const replica = this.replica;
     if (msg.truncateTo > replica.nextOffset) return this.refuse(`FetchReply says truncate to ${msg.truncateTo}, past this log's end ${replica.nextOffset}`);
     if (msg.truncateTo < replica.nextOffset) {
@@ -185,6 +264,7 @@ export class FollowerQueue {
   private async onBatch(msg: BatchMsg): Promise<void> {
     if (this.state !== 'streaming') return;
     if (msg.epoch < this.knownEpoch) return this.refuse(`Batch from stale epoch ${msg.epoch} < known ${this.knownEpoch} (base offset ${msg.baseOffset})`);
+    if (this.fencedAgainst(msg.epoch)) return this.holdForPoll(`a batch of epoch ${msg.epoch} at ${msg.baseOffset}`);
     const actualChecksum = crc32c(msg.records) >>> 0;
     if (actualChecksum !== msg.checksum) return this.refuse(`Batch at ${msg.baseOffset}: checksum ${hex(msg.checksum)} but the records hash to ${hex(actualChecksum)}`);
     if (msg.baseOffset !== this.replica.nextOffset) return this.refuse(`Batch starts at ${msg.baseOffset}, this log continues at ${this.replica.nextOffset}`);
@@ -217,6 +297,7 @@ export class FollowerQueue {
   private async onSnapshot(msg: SnapshotMsg): Promise<void> {
     if (this.state !== 'snapshot') return;
     if (msg.epoch < this.knownEpoch) return this.refuse(`Snapshot from stale epoch ${msg.epoch} < known ${this.knownEpoch}`);
+    if (this.fencedAgainst(msg.epoch)) return this.holdForPoll(`a snapshot of epoch ${msg.epoch}`);
     const actualChecksum = crc32c(msg.records) >>> 0;
     if (actualChecksum !== msg.checksum) return this.refuse(`Snapshot chunk ${msg.chunkIndex}: checksum ${hex(msg.checksum)} but the records hash to ${hex(actualChecksum)}`);
     let rx = this.receiving;
@@ -250,7 +331,7 @@ export class FollowerQueue {
 
   private sendAck(flushedOffset: number): void {
     const link = this.link;
-    if (link === undefined || this.state !== 'streaming' || this.stopped) return;
+    if (link === undefined || this.state !== 'streaming' || this.stopped || this.fencedAgainst(this.streamEpoch)) return;
     link.send({ type: FrameType.ack, msg: { queueId: this.queueId, queue: this.name, epoch: this.streamEpoch, ackedOffset: flushedOffset, follower: this.ctx.nodeName } });
   }
 

@@ -16,7 +16,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { acceptPeer, connectPeer } from '../cluster/secret-handshake.js';
 import { FramedLink } from './framed-link.js';
-import { FollowerQueue } from './follower-queue.js';
+import { FollowerQueue, type PollFence } from './follower-queue.js';
 import { LeaderQueue, describe } from './leader-queue.js';
 import type { FollowerStream, LeaderQueueContext } from './leader-queue.js';
 import { ReplicaLog } from './replica-log.js';
@@ -51,6 +51,8 @@ interface ReplicaEntry {
   type: ReplicatedQueueType;
   leader: LeaderQueue | undefined;
   follower: FollowerQueue | undefined;
+  /** Set by answerPoll: a follower of this queue, now or later, refuses leaders of epochs <= its epoch until its time. */
+  pollFence: PollFence | undefined;
   /** Control operations of this queue, in call order. */
   ops: Promise<unknown>;
 }
@@ -331,6 +333,7 @@ export class Replicator {
         scheduleCommit: (r) => this.scheduleFollowerCommit(r),
       });
       entry.follower = fq;
+      if (entry.pollFence !== undefined) fq.fenceForPoll(entry.pollFence);
       this.linkTo(q.leader).add(fq);
       this.log('info', `queue ${q.name}: following ${q.leader.node} (epoch ${q.epoch}) from offset ${replica.nextOffset}`);
     }).catch((error: unknown) => this.log('error', `follow ${q.name}: ${describe(error)}`));
@@ -365,6 +368,7 @@ export class Replicator {
           scheduleCommit: (r) => this.scheduleFollowerCommit(r),
         });
         entry.follower = next;
+        if (entry.pollFence !== undefined) next.fenceForPoll(entry.pollFence);
         this.linkTo(p.leader).add(next);
       }
     }).catch((error: unknown) => this.log('error', `update placement of queue ${queueId}: ${describe(error)}`));
@@ -408,6 +412,29 @@ export class Replicator {
       await ReplicaLog.destroy(this.replicaDir(queueId));
     });
     if (this.entries.get(queueId) === entry) this.entries.delete(queueId);
+  }
+
+  /**
+   * A replica poll's question about the queue at placement epoch `epoch` (cluster/replica-poll.ts):
+   * fences first — no batch or ack of a leader of that epoch or older for fenceMs, or until a
+   * newer placement — then answers with the log end, which is thus final. A leader here is not
+   * fenced (it may poll as a candidate itself). Undefined when this node holds no replica.
+   */
+  answerPoll(queueId: number, epoch: number, fenceMs: number): Promise<{ epoch: number; logEnd: number } | undefined> {
+    const found = this.entries.get(queueId);
+    if (found?.replica === undefined) return Promise.resolve(undefined);
+    return this.entryOps(queueId, found.name, async (entry) => {
+      const fence = { epoch, untilMs: Date.now() + fenceMs };
+      const prior = entry.pollFence;
+      entry.pollFence = prior === undefined || Date.now() >= prior.untilMs ? fence : { epoch: Math.max(prior.epoch, epoch), untilMs: Math.max(prior.untilMs, fence.untilMs) };
+      const fq = entry.follower;
+      if (fq !== undefined) {
+        fq.fenceForPoll(entry.pollFence);
+        // A frame being applied (a truncation, a batch) finishes before the log end is read.
+        await fq.settled();
+      }
+      return this.replicaState(queueId);
+    });
   }
 
   /** The replica's newest epoch and log end (the controller picks the highest (epoch, logEnd) in the ISR). */
@@ -484,7 +511,7 @@ export class Replicator {
     if (this.closing) return Promise.reject(new Error('replicator is closed'));
     let entry = this.entries.get(queueId);
     if (entry === undefined) {
-      entry = { queueId, name, replica: undefined, type: 'quorum', leader: undefined, follower: undefined, ops: Promise.resolve() };
+      entry = { queueId, name, replica: undefined, type: 'quorum', leader: undefined, follower: undefined, pollFence: undefined, ops: Promise.resolve() };
       this.entries.set(queueId, entry);
     }
     if (name !== String(queueId)) entry.name = name;

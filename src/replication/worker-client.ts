@@ -93,6 +93,11 @@ export class ReplicatorWorker {
     return (await this.request({ op: 'replicaState', queueId })) as { epoch: number; logEnd: number } | undefined;
   }
 
+  /** Fences the replica against a replica poll's epoch, then reports its log end (Replicator.answerPoll). */
+  async answerPoll(queueId: number, epoch: number, fenceMs: number): Promise<{ epoch: number; logEnd: number } | undefined> {
+    return (await this.request({ op: 'answerPoll', queueId, epoch, fenceMs })) as { epoch: number; logEnd: number } | undefined;
+  }
+
   /** Closes the replicator (its logs synced) and waits for the thread to end. */
   async close(): Promise<void> {
     if (this.exited) return;

@@ -44,6 +44,7 @@ export type ReplicatorRequest =
   | { id: number; op: 'status' }
   | { id: number; op: 'latency' }
   | { id: number; op: 'replicaState'; queueId: number }
+  | { id: number; op: 'answerPoll'; queueId: number; epoch: number; fenceMs: number }
   | { id: number; op: 'close' };
 
 export type ReplicatorReplyValue = { nextOffset: number } | ReplicaStatus[] | { epoch: number; logEnd: number } | LatencyExport[] | undefined;

@@ -1,6 +1,6 @@
 /**
  * Entry point of the replicator worker thread: hosts one Replicator. Control (lead, follow,
- * update, stop, delete, status, replicaState, close) arrives by postMessage with request ids;
+ * update, stop, delete, status, replicaState, answerPoll, close) arrives by postMessage with request ids;
  * records arrive from each shard's ring (append) and go back on the shard's other ring
  * (commit, import, leadReady). Events (isrChange, peerDown, log) go to the main thread.
  */
@@ -67,6 +67,8 @@ async function handle(request: ReplicatorRequest): Promise<ReplicatorReplyValue>
       return replicator.latency.export();
     case 'replicaState':
       return replicator.replicaState(request.queueId);
+    case 'answerPoll':
+      return replicator.answerPoll(request.queueId, request.epoch, request.fenceMs);
     case 'close':
       for (const reader of readers) reader.stop();
       // An import waiting for a shard that no longer reads would hold close() forever.
