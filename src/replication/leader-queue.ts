@@ -89,6 +89,8 @@ export class LeaderQueue {
   private lastReleaseMs = 0;
   private releaseTimer: NodeJS.Timeout | undefined;
   private lastProposal: { isr: string; atMs: number } | undefined;
+  /** Followers proposed into the ISR and not yet granted by a placement. */
+  private readonly joining = new Set<string>();
 
   constructor(
     readonly queueId: number,
@@ -194,7 +196,7 @@ export class LeaderQueue {
     if (p.ackedOffset >= last) p.lastCaughtUpMs = nowMs;
     else if (p.probe !== undefined && p.ackedOffset >= p.probe.offset) p.lastCaughtUpMs = Math.max(p.lastCaughtUpMs, p.probe.atMs);
     p.probe = { offset: last, atMs: nowMs };
-    if (!this.rule.isr.includes(node) && last - p.ackedOffset <= this.ctx.isrCatchUpRecords) this.proposeIsr([...this.rule.isr, node], `${node} caught up (acked ${p.ackedOffset} of ${last})`);
+    if (this.mayJoinIsr(p, last)) this.proposeIsrGrowth(p, last);
     this.maybeAdvanceCommit();
   }
 
@@ -270,8 +272,8 @@ export class LeaderQueue {
     const last = this.replica.nextOffset - 1;
     for (const p of this.progress.values()) {
       // probe: it acked in this leadership, so ackedOffset is its own word, not the starting -1.
-      if (p.stream !== undefined && p.probe !== undefined && !this.rule.isr.includes(p.node) && last - p.ackedOffset <= this.ctx.isrCatchUpRecords) {
-        this.proposeIsr([...this.rule.isr, p.node], `${p.node} caught up (acked ${p.ackedOffset} of ${last})`);
+      if (p.stream !== undefined && p.probe !== undefined && this.mayJoinIsr(p, last)) {
+        this.proposeIsrGrowth(p, last);
         break;
       }
     }
@@ -348,10 +350,48 @@ export class LeaderQueue {
     }
   }
 
+  /**
+   * A follower out of the ISR may be proposed back once it is within isrCatchUpRecords of the
+   * log end and holds everything committed (Kafka's rule: its log end reaches the high
+   * watermark). Otherwise a mirrored queue's ISR could name a replica that lacks committed
+   * records, and a failover to it would lose them.
+   */
+  private mayJoinIsr(p: Progress, last: number): boolean {
+    return !this.rule.isr.includes(p.node) && last - p.ackedOffset <= this.ctx.isrCatchUpRecords && p.ackedOffset >= this.commitOffset;
+  }
+
+  /**
+   * From the proposal on, commits wait for the joining follower too (the "maximal ISR" of
+   * Kafka's KIP-497): between the proposal and the placement that grants it, the commit must
+   * not move past what the joiner holds, or the granted ISR would name a replica without it.
+   * Waiting for one more ack is always safe. A joiner that then lags as an ISR member would
+   * (isrLagMs) stops counting, as it would be shrunk out; a lost proposal is made again.
+   */
+  private proposeIsrGrowth(p: Progress, last: number): void {
+    this.joining.add(p.node);
+    this.proposeIsr([...this.rule.isr, p.node], `${p.node} caught up (acked ${p.ackedOffset} of ${last}, committed ${this.commitOffset})`);
+  }
+
+  /** The rule commits are counted by: the placement's, plus followers proposed into the ISR. */
+  private effectiveRule(): CommitRule {
+    if (this.joining.size === 0) return this.rule;
+    const nowMs = Date.now();
+    const last = this.replica.nextOffset - 1;
+    for (const node of this.joining) {
+      const p = this.progress.get(node);
+      const lagging = p === undefined || (p.ackedOffset < last && nowMs - p.lastCaughtUpMs > this.ctx.isrLagMs);
+      if (lagging || this.rule.isr.includes(node) || !this.rule.members.includes(node)) this.joining.delete(node);
+    }
+    if (this.joining.size === 0) return this.rule;
+    // Joiners' acks are required, but min-insync still counts the granted ISR only: a joiner is
+    // no failover candidate until the placement names it.
+    return { ...this.rule, isr: [...this.rule.isr, ...this.joining], minInsync: this.rule.minInsync + this.joining.size };
+  }
+
   private maybeAdvanceCommit(): void {
     if (this.role !== 'leader') return;
     const self = this.ctx.nodeName;
-    const candidate = commitCandidate(this.rule, (node) => (node === self ? this.replica.flushedOffset : (this.progress.get(node)?.ackedOffset ?? -1)));
+    const candidate = commitCandidate(this.effectiveRule(), (node) => (node === self ? this.replica.flushedOffset : (this.progress.get(node)?.ackedOffset ?? -1)));
     if (candidate === undefined || candidate <= this.commitOffset || candidate < this.epochStartOffset) return;
     assert.ok(candidate < this.replica.nextOffset, `commit ${candidate} past the log end ${this.replica.nextOffset}`);
     this.commitOffset = candidate;
