@@ -32,6 +32,8 @@ export interface GroupWorkload {
   readonly prefetchCount: number;
   readonly multiAckEvery: number;
   readonly autoAck: boolean;
+  /** Nagle's algorithm on in the client sockets (BenchOptions.nagle). */
+  readonly nagle: boolean;
 }
 
 export interface GroupTask {

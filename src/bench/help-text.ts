@@ -46,6 +46,11 @@ consuming
   -A, --multi-ack N        ack with multiple=true every N messages (default 1: each on its own)
   -a, --autoack            consume with no-ack
 
+client sockets
+      --nagle              leave Nagle's algorithm on (amqplib's default); by default the bench sets
+                           TCP_NODELAY, as RabbitMQ's Java client and PerfTest do: with Nagle on, a
+                           small publish may wait for the broker's delayed ACK (40 ms on Linux)
+
 output
       --json               print one JSON document on stdout (progress goes to stderr)
       --hgrm DIR           write the latency distributions as HdrHistogram .hgrm files in DIR

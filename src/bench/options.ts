@@ -50,6 +50,12 @@ export interface BenchOptions {
   /** Ack with multiple=true once every this many deliveries; 1 acks each message on its own. */
   readonly multiAckEvery: number;
   readonly autoAck: boolean;
+  /**
+   * Leave Nagle's algorithm on in the client sockets (amqplib's default). Off by default, as in
+   * RabbitMQ's Java client and PerfTest: with it on, a publish can wait for the broker's
+   * delayed ACK (40 ms on Linux), which measures the client's TCP settings, not the broker.
+   */
+  readonly nagle: boolean;
   readonly durationSeconds: number | undefined;
   /** Messages each producer publishes before it stops. */
   readonly messagesPerProducer: number | undefined;

@@ -19,7 +19,7 @@ export function describeWorkload(options: BenchOptions): string {
   const queueArgs = Object.entries(options.queueArgs).map(([key, value]) => `${key}=${String(value)}`).join(',');
   const length = options.durationSeconds !== undefined ? `${options.durationSeconds} s` : `${options.messagesPerProducer ?? 0} msgs per producer`;
   return [
-    `workload: ${options.producers} producer(s) → ${options.consumers} consumer(s) over ${options.queueCount} queue(s), ${exchange}, ${size}, ${rate}, ${confirms}, ${options.persistent ? 'persistent' : 'transient'}, ${acking}, ${length}${queueArgs === '' ? '' : `, queue args ${queueArgs}`}`,
+    `workload: ${options.producers} producer(s) → ${options.consumers} consumer(s) over ${options.queueCount} queue(s), ${exchange}, ${size}, ${rate}, ${confirms}, ${options.persistent ? 'persistent' : 'transient'}, ${acking}, ${length}${options.nagle ? ', Nagle on' : ''}${queueArgs === '' ? '' : `, queue args ${queueArgs}`}`,
     `clients: ${options.threads} worker thread(s), ${options.producers + options.consumers + 1} connections per run (one per client + 1 control)`,
   ].join('\n');
 }

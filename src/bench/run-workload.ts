@@ -113,6 +113,7 @@ async function runClients(context: RunContext, topology: Topology): Promise<Meas
     prefetchCount: options.prefetchCount,
     multiAckEvery: options.multiAckEvery,
     autoAck: options.autoAck,
+    nagle: options.nagle,
   };
   const interval = { deliver: createLatencyHistogram(), confirm: createLatencyHistogram() };
   const ports: MessagePort[] = [];

@@ -18,7 +18,7 @@ import assert from 'node:assert/strict';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
 import type { Logger } from '../node/logger.js';
-import { acceptPeer, connectPeer } from './secret-handshake.js';
+import { HandshakeError, acceptPeer, connectPeer } from './secret-handshake.js';
 
 export const frameLengthBytes = 4;
 export const frameKindOffset = 4;
@@ -337,12 +337,25 @@ export async function listenPeers(opts: PeerListenerOptions, onLink: (link: Peer
     const from = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     // The handshake has its own listeners; without this one an early reset would be unhandled.
     socket.on('error', () => {});
+    // A peer that closes without sending a byte is no failed login: other nodes probe this port
+    // to tell a dead node from a live one (death-evidence.ts) and close at once.
+    let bytesIn = 0;
+    const countBytes = (chunk: Buffer): void => {
+      bytesIn += chunk.length;
+    };
+    socket.on('data', countBytes);
     acceptPeer(socket, opts.secret, opts.nodeName).then(
       ({ peer, rest }) => {
+        socket.off('data', countBytes);
         const { link, start } = PeerLink.accepted(socket, peer, rest);
         onLink(link, start);
       },
-      (e: unknown) => opts.log.warn(`peer link from ${from} refused: ${e instanceof Error ? e.message : String(e)}`),
+      (e: unknown) => {
+        const reason = e instanceof Error ? e.message : String(e);
+        const closedSilently = bytesIn === 0 && e instanceof HandshakeError && !e.message.startsWith('handshake not finished');
+        if (closedSilently) opts.log.info(`connection from ${from} closed before any handshake (a liveness probe, or not a warren node): ${reason}`);
+        else opts.log.warn(`peer link from ${from} refused: ${reason}`);
+      },
     );
   });
   server.on('error', (e) => opts.log.error(`peer listener error: ${e.message}`));

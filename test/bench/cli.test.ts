@@ -40,7 +40,7 @@ describe('bench command line', () => {
   it('prints the flags for --help and exits 0', async () => {
     const result = await runCli(['--help']);
     assert.equal(result.code, 0);
-    for (const flag of ['--url', '--compare', '--rounds', '--producers', '--consumers', '--queues', '--queue-args', '--exchange-type', '--routing-key', '--size', '--rate', '--confirm', '--persistent', '--prefetch', '--multi-ack', '--autoack', '--duration', '--pmessages', '--json', '--hgrm', '--plot', '--threads']) {
+    for (const flag of ['--url', '--compare', '--rounds', '--producers', '--consumers', '--queues', '--queue-args', '--exchange-type', '--routing-key', '--size', '--rate', '--confirm', '--persistent', '--prefetch', '--multi-ack', '--autoack', '--nagle', '--duration', '--pmessages', '--json', '--hgrm', '--plot', '--threads']) {
       assert.ok(result.stdout.includes(flag), `help mentions ${flag}`);
     }
   });

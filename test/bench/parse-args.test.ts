@@ -25,6 +25,7 @@ describe('bench argument parsing', () => {
     assert.equal(options.queueCount, 1);
     assert.deepEqual(options.size, { minBytes: 256, maxBytes: 256 });
     assert.equal(options.autoAck, false);
+    assert.equal(options.nagle, false, 'TCP_NODELAY by default, as PerfTest');
     assert.equal(options.prefetchCount, 1000);
     assert.equal(options.multiAckEvery, 1);
     assert.equal(options.durationSeconds, 10);
@@ -79,6 +80,7 @@ describe('bench argument parsing', () => {
       [2, 5, 64, 100, 10, 20, 5, 3, 7],
     );
     assert.equal(parse(['-a']).autoAck, true);
+    assert.equal(parse(['--nagle']).nagle, true);
   });
 
   it('runs only --pmessages when that is the only length given', () => {
