@@ -253,8 +253,8 @@ export class ShardStore {
     return this.log.nextOffset - 1 > this.log.writtenOffset;
   }
 
-  async commit(): Promise<LogOffset> {
-    const flushed = await this.log.commit();
+  async commit(sync = true): Promise<LogOffset> {
+    const flushed = await this.log.commit(sync);
     this.scheduleRelease();
     return flushed;
   }

@@ -281,7 +281,9 @@ export class Shard implements QueueHost {
       return;
     }
     this.commitInFlight = true;
-    store.commit().then(
+    // fdatasync now only for a publisher waiting on a confirm; acks, deliveries and publishes
+    // without a confirm are written now and synced soon after (segment-log.ts deferredSyncMs).
+    store.commit(this.durableConfirmsHead < this.durableConfirms.length).then(
       () => {
         this.commitInFlight = false;
         if (this.storeFailure !== undefined) this.reportStoreRecovered();

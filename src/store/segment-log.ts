@@ -76,6 +76,14 @@ const indexStrideRecordsDefault = 32;
 const readHandlesMax = 8;
 /** After a failed write (ENOSPC, EIO), retry this often: prompt once space is freed, no spinning. */
 const writeRetryMs = 200;
+/**
+ * Under 'always', a round nobody waits on (commit(false): acks, deliveries, publishes without
+ * a confirm) is written at once and fdatasync'ed at the latest this much later, or by the next
+ * round that is waited on. A kill -9 loses none of it (it is in the page cache); an OS crash
+ * may lose that much of acks (the messages come back, redelivered) but no confirmed publish.
+ * Half the fdatasyncs at a fixed rate, and a confirm no longer queues behind an ack's sync.
+ */
+const deferredSyncMs = 50;
 /** Preallocate the next segment only while the average write into the current one is smaller. */
 const preallocateWriteBytesMax = 64 * 1024;
 /** Group-commit target per write+sync (PLATFORM.md: ~256 KiB reaches the disk's ceiling). */
@@ -116,6 +124,9 @@ export class SegmentLog {
   private ioTail: Promise<unknown> = Promise.resolve();
   private nextRound: Promise<LogOffset> | undefined;
   private roundInFlight: Promise<LogOffset> | undefined;
+  /** Under 'always': whether the next round, and the one in flight, fdatasync (commit(sync)). */
+  private nextRoundSyncs = false;
+  private roundInFlightSyncs = false;
   /** Set when the files can no longer be put back in a known state: restart and recover. */
   private broken: StoreWriteError | undefined;
   private closed = false;
@@ -282,15 +293,18 @@ export class SegmentLog {
    * fdatasyncs later and reports through onFlushed). Concurrent calls coalesce: one round is in
    * flight at a time; calls made meanwhile share the next. On an I/O error it rejects with
    * StoreWriteError; the records stay pending and are retried (by the next commit() or a
-   * background retry every writeRetryMs).
+   * background retry every writeRetryMs). `sync` false (under 'always'): write now, but
+   * fdatasync within deferredSyncMs or with the next synced round; resolves after the write.
    */
-  commit(): Promise<LogOffset> {
+  commit(sync = true): Promise<LogOffset> {
     if (this.broken !== undefined) return Promise.reject(this.broken);
+    const wantsSync = sync && this.fsync.mode === 'always';
     if (this.pending.length === 0) {
-      if (this.roundInFlight !== undefined) return this.roundInFlight;
-      // Written but not yet synced (e.g. by truncateTo) still needs a round under 'always'.
-      if (this.fsync.mode !== 'always' || this.unsynced.length === 0) return Promise.resolve(this.committedOffset());
+      if (this.roundInFlight !== undefined && (!wantsSync || this.roundInFlightSyncs)) return this.roundInFlight;
+      // Written but not yet synced (e.g. by truncateTo, or a round without sync) still needs a round under 'always'.
+      if (this.roundInFlight === undefined && (!wantsSync || this.unsynced.length === 0)) return Promise.resolve(this.committedOffset());
     }
+    if (wantsSync) this.nextRoundSyncs = true;
     this.nextRound ??= this.enqueueIo(() => this.runRound());
     return this.nextRound;
   }
@@ -505,11 +519,15 @@ export class SegmentLog {
   private async runRound(): Promise<LogOffset> {
     this.roundInFlight = this.nextRound;
     this.nextRound = undefined;
+    const syncs = this.nextRoundSyncs;
+    this.nextRoundSyncs = false;
+    this.roundInFlightSyncs = syncs;
     try {
       const runs = this.pending;
       this.pending = [];
       await this.writeRuns(runs);
-      await this.applyFsyncPolicy();
+      if (this.fsync.mode === 'always' && !syncs) this.armSyncTimer(deferredSyncMs);
+      else await this.applyFsyncPolicy();
       if (this.failing) {
         this.failing = false;
         this.log('info', `writes to ${this.dir} succeed again (offsets up to ${this.writtenOffsetValue} written)`);
