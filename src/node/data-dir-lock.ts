@@ -97,16 +97,50 @@ function staleness(holder: LockOwner | 'unreadable', me: LockOwner): string | un
   if (holder.host !== me.host) return undefined;
   if (holder.bootId !== '' && me.bootId !== '' && holder.bootId !== me.bootId) return `pid ${holder.pid} ran before this machine rebooted`;
   if (holder.pid === me.pid) return `pid ${holder.pid} is this process: its previous holder is gone`;
-  return pidAlive(holder.pid) ? undefined : `pid ${holder.pid} is not running`;
+  if (!pidAlive(holder.pid)) return `pid ${holder.pid} is not running`;
+  const startedMs = processStartMs(holder.pid);
+  const lockedMs = Date.parse(holder.startedAt);
+  // The lock is written after its process starts: a process that started later reuses the pid.
+  if (startedMs !== undefined && Number.isFinite(lockedMs) && startedMs > lockedMs + pidReuseSlackMs) return `pid ${holder.pid} now belongs to a process started after the lock`;
+  return undefined;
 }
+
+/** Clock-tick rounding of /proc start times and clock steps: a pid reused within this is not told apart. */
+const pidReuseSlackMs = 2_000;
+/** USER_HZ: the unit of /proc/<pid>/stat start times on Linux. */
+const procTicksPerSecond = 100;
 
 function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err: unknown) {
     // EPERM: it exists, owned by another user.
     return codeOf(err) !== 'ESRCH';
+  }
+  // A killed node whose parent never reaps it (a container whose init does not) stays a zombie.
+  return procStat(pid)?.state !== 'Z';
+}
+
+function procStat(pid: number): { state: string; startTicks: number } | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the parenthesised command name (which may hold spaces): state is field 3, starttime field 22.
+    const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return { state: rest[0] ?? '', startTicks: Number(rest[19]) };
+  } catch {
+    return undefined; // no /proc (not Linux): kill(pid, 0) is all there is
+  }
+}
+
+/** When a process started (ms since the epoch), from /proc; undefined where /proc cannot say. */
+function processStartMs(pid: number): number | undefined {
+  const stat = procStat(pid);
+  if (stat === undefined || !Number.isFinite(stat.startTicks)) return undefined;
+  try {
+    const btime = /^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'));
+    return btime === null ? undefined : Number(btime[1]) * 1000 + (stat.startTicks / procTicksPerSecond) * 1000;
+  } catch {
+    return undefined;
   }
 }
 

@@ -8,6 +8,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
 import { connect, drainQueue, makeDataDir, publishConfirmed, removeDataDir } from './durability-kit.js';
@@ -80,8 +81,7 @@ describe('data directory lock', () => {
       writeFileSync(lockPath, '');
       broker = await startBroker({ dataDir });
       await broker.waitForLog(/taking over the stale lock .*it does not name its owner/);
-      // A connection first: warren installs its SIGTERM handler just after it prints its URL,
-      // and a SIGTERM in between would kill it outright (no clean stop, exit code null).
+      // The node serves on the directory it took over.
       await (await connect(broker.url)).close();
       assert.equal(await broker.stop({ keepData: true }), 0);
 
@@ -89,6 +89,12 @@ describe('data directory lock', () => {
       const refused = await startRefused(dataDir);
       assert.match(refused.message, /is in use by a node with pid 1 on host elsewhere\.example/);
       assert.ok(existsSync(lockPath), 'a lock from another host stays');
+
+      // A live pid of this host that started long after the lock was written is a reused pid:
+      // pid 1 started at boot, after a lock dated 2000.
+      writeFileSync(lockPath, JSON.stringify({ pid: 1, host: hostname(), bootId: '', startedAt: '2000-01-01T00:00:00.000Z' }));
+      broker = await startBroker({ dataDir });
+      await broker.waitForLog(/taking over the stale lock .*pid 1 now belongs to a process started after the lock/);
     } finally {
       await broker?.stop({ keepData: true });
       removeDataDir(dataDir);
