@@ -8,11 +8,11 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
 import type { Channel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { startCluster, withNodeLogs, type ClusterNode, type TestCluster } from '../helpers/cluster.js';
 import { waitFor } from '../helpers/broker.js';
 import { connect, segmentFiles, seqOf } from '../durability/durability-kit.js';
+import { memoryOf, resetPeak } from '../helpers/process-memory.js';
 
 const budgetMb = 8;
 const bodyBytes = 16 * 1024;
@@ -42,21 +42,6 @@ const rssGrowthMaxBytes = 280 * 1024 * 1024;
 const publishWindow = 500;
 const prefetch = 500;
 const drainDeadlineMs = 60_000;
-
-function memoryOf(pid: number): { rssBytes: number; peakBytes: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kib = (field: string): number => {
-    const m = status.match(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm'));
-    assert.ok(m !== null, `${field} in /proc/${pid}/status`);
-    return Number(m[1]) * 1024;
-  };
-  return { rssBytes: kib('VmRSS'), peakBytes: kib('VmHWM') };
-}
-
-/** Starts a new peak-RSS measurement of the process (Linux: VmHWM back to the current RSS). */
-function resetPeak(pid: number): void {
-  writeFileSync(`/proc/${pid}/clear_refs`, '5');
-}
 
 function pidOf(node: ClusterNode): number {
   const pid = node.broker.process.pid;

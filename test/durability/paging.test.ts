@@ -8,10 +8,10 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import type { Channel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { startBroker, waitFor, type TestBroker } from '../helpers/broker.js';
 import { connect, makeDataDir, removeDataDir, segmentFiles, seqOf } from './durability-kit.js';
+import { memoryOf } from '../helpers/process-memory.js';
 
 const bodyBytes = 16 * 1024;
 /** Per queue: 15 000 × 16 KiB = 234 MiB; both queues together ~60 times the budget. */
@@ -31,16 +31,6 @@ const args = ['--queue-memory-mb', '8', '--segment-bytes', String(4 * 1024 * 102
 const rssGrowthMaxBytes = 340 * 1024 * 1024;
 const publishWindow = 500;
 const prefetch = 500;
-
-function memoryOf(pid: number): { rssBytes: number; peakBytes: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kib = (field: string): number => {
-    const m = status.match(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm'));
-    assert.ok(m !== null, `${field} in /proc/${pid}/status`);
-    return Number(m[1]) * 1024;
-  };
-  return { rssBytes: kib('VmRSS'), peakBytes: kib('VmHWM') };
-}
 
 function pidOf(broker: TestBroker): number {
   const pid = broker.process.pid;
