@@ -1,20 +1,31 @@
 /**
  * One node per data directory: two nodes replaying and appending to the same shard logs and
  * rewriting the same definitions file would corrupt both (RabbitMQ likewise refuses a second
- * node with the same name). Node.js has no flock, so the lock is a file, DATA_DIR/warren.lock,
- * created with O_EXCL semantics (written whole to a temp file, then link()ed into place, which
- * fails if the lock exists) and holding its owner's pid, host name and boot id:
+ * node with the same name). Node.js has no flock, so the lock has two parts:
  *
- *   {"pid":1234,"host":"db1","bootId":"…","startedAt":"2026-01-01T00:00:00.000Z"}
+ * - A token the kernel lets go of when its process dies, however it dies: on Linux, a
+ *   listening socket in the abstract namespace named for the directory's real path. A
+ *   second bind fails with EADDRINUSE while the holder lives; a SIGKILL closes it at once.
+ *   This is what decides, on one host: pid checks alone mistake zombies (a container whose
+ *   init does not reap), reused pids and pid namespaces for live nodes, or the reverse.
+ * - A file, DATA_DIR/warren.lock, created with O_EXCL semantics (written whole to a temp file,
+ *   then link()ed into place, which fails if the lock exists), naming its owner for people
+ *   and for other hosts sharing the directory:
  *
- * A lock whose owner is gone — same host, and its pid not alive, or the machine rebooted since,
- * or the pid is this very process's (a container restarted with the same pid) — is stale: the
- * node takes it over and says so. A clean stop removes it; a SIGKILL leaves it, stale.
- * A lock from another host (a shared file system) cannot be checked, so it is obeyed.
+ *   {"pid":1234,"host":"db1","bootId":"…","netns":"net:[4026531840]","startedAt":"2026-01-01T00:00:00.000Z"}
+ *
+ * A node that holds the token and finds a lock file written on this host in this network
+ * namespace knows its owner is gone: it takes the file over and says so. A lock from another
+ * namespace (whose tokens this one cannot see) or from before the token existed is judged by
+ * its pid, boot id and start time. A lock from another host cannot be checked, so it is obeyed.
+ * A clean stop removes the file; a SIGKILL leaves it, stale.
  */
-import { linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, readFileSync, readlinkSync, realpathSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createServer, type Server } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { StartError } from './start-error.js';
 
 export const dataDirLockName = 'warren.lock';
@@ -22,11 +33,16 @@ export const dataDirLockName = 'warren.lock';
 const bootIdPath = '/proc/sys/kernel/random/boot_id';
 /** Tries to create the lock: a stale one taken away in between by another starting node makes us look again, at most this often. */
 const acquireAttemptsMax = 3;
+/** A killed node whose threads are still exiting (a flush in the kernel) holds its token a moment longer: how long to wait for that. */
+const dyingHolderWaitMs = 10_000;
+const dyingHolderPollMs = 50;
 
 interface LockOwner {
   pid: number;
   host: string;
   bootId: string;
+  /** The network namespace the owner's token lives in ('' where unknown: not Linux, or written before tokens). */
+  netns: string;
   startedAt: string;
 }
 
@@ -39,23 +55,29 @@ export interface DataDirLock {
 /** Locks held by this process: a second node started in the same process (tests) is refused too. */
 const heldHere = new Set<string>();
 
-export function acquireDataDirLock(dataDir: string, log: { warn(msg: string): void }): DataDirLock {
+export async function acquireDataDirLock(dataDir: string, log: { warn(msg: string): void }): Promise<DataDirLock> {
   const path = join(dataDir, dataDirLockName);
-  const me: LockOwner = { pid: process.pid, host: hostname(), bootId: readBootId(), startedAt: new Date().toISOString() };
-  const mine = JSON.stringify(me);
   if (heldHere.has(path)) throw new StartError(refusal(path, 'another node in this process'));
-  let acquired = false;
-  for (let attempt = 1; attempt <= acquireAttemptsMax && !acquired; attempt++) {
-    acquired = tryCreate(path, mine);
-    if (acquired) break;
-    const holder = readOwner(path);
-    if (holder === 'gone') continue; // released meanwhile: try again
-    const stale = staleness(holder, me);
-    if (stale === undefined) throw new StartError(refusal(path, holder === 'unreadable' ? 'an unknown node' : ownerText(holder)));
-    log.warn(`taking over the stale lock ${path} (${stale}): the node that held it did not stop cleanly`);
-    removeIfGone(path);
+  const token = await holdToken(dataDir, path);
+  const me: LockOwner = { pid: process.pid, host: hostname(), bootId: readBootId(), netns: token === undefined ? '' : readNetns(), startedAt: new Date().toISOString() };
+  const mine = JSON.stringify(me);
+  try {
+    let acquired = false;
+    for (let attempt = 1; attempt <= acquireAttemptsMax && !acquired; attempt++) {
+      acquired = tryCreate(path, mine);
+      if (acquired) break;
+      const holder = readOwner(path);
+      if (holder === 'gone') continue; // released meanwhile: try again
+      const stale = staleness(holder, me);
+      if (stale === undefined) throw new StartError(refusal(path, holder === 'unreadable' ? 'an unknown node' : ownerText(holder)));
+      log.warn(`taking over the stale lock ${path} (${stale}): the node that held it did not stop cleanly`);
+      removeIfGone(path);
+    }
+    if (!acquired) throw new StartError(`${path}: could not take the lock in ${acquireAttemptsMax} attempts (another node starting on ${dataDir} at the same time?)`);
+  } catch (err: unknown) {
+    token?.close();
+    throw err;
   }
-  if (!acquired) throw new StartError(`${path}: could not take the lock in ${acquireAttemptsMax} attempts (another node starting on ${dataDir} at the same time?)`);
   heldHere.add(path);
   let released = false;
   const release = (): void => {
@@ -69,10 +91,41 @@ export function acquireDataDirLock(dataDir: string, log: { warn(msg: string): vo
     } catch {
       // Runs at exit too, where a throw helps no one: a lock left behind is found stale next time.
     }
+    token?.close();
   };
   // A start that fails, or a stop that ends in process.exit(), lets go too.
   process.on('exit', release);
   return { path, release };
+}
+
+/**
+ * Binds the directory's token: a listening socket in Linux's abstract namespace (no file, and
+ * closed by the kernel with its process). EADDRINUSE means a live process holds the directory,
+ * unless the lock file names a process that is already dead or a zombie: then its last threads
+ * are still exiting, and the token comes free within moments. Undefined where there are no
+ * abstract sockets (not Linux): the lock file's pid checks decide alone.
+ */
+async function holdToken(dataDir: string, path: string): Promise<Server | undefined> {
+  if (process.platform !== 'linux') return undefined;
+  const name = `\0warren-data-dir-${createHash('sha256').update(realpathSync(dataDir)).digest('hex').slice(0, 40)}`;
+  const deadlineMs = Date.now() + dyingHolderWaitMs;
+  for (;;) {
+    const server = createServer((socket) => socket.destroy()); // a token, not a service
+    const err = await new Promise<Error | undefined>((resolve) => {
+      server.once('error', resolve);
+      server.listen(name, () => resolve(undefined));
+    });
+    if (err === undefined) {
+      server.on('error', () => {}); // a listening socket has nothing left to fail on; never crash the node for it
+      server.unref();
+      return server;
+    }
+    if (codeOf(err) !== 'EADDRINUSE') throw new StartError(`${path}: cannot bind the data directory's lock socket: ${err.message}`);
+    const holder = readOwner(path);
+    const dying = typeof holder === 'object' && holder.host === hostname() && !pidAlive(holder.pid);
+    if (!dying || Date.now() >= deadlineMs) throw new StartError(refusal(path, typeof holder === 'object' ? ownerText(holder) : 'a running node'));
+    await delay(dyingHolderPollMs);
+  }
 }
 
 /** Creates the lock holding `content`, whole or not at all; false if a lock exists. */
@@ -90,12 +143,14 @@ function tryCreate(path: string, content: string): boolean {
   }
 }
 
-/** Why the lock's owner cannot be running, or undefined if it may be. */
+/** Why the lock's owner cannot be running, or undefined if it may be; `me` holds the token if its netns is known. */
 function staleness(holder: LockOwner | 'unreadable', me: LockOwner): string | undefined {
   // link() puts a lock in place whole, so this is damage (e.g. a power loss before its data reached the disk).
   if (holder === 'unreadable') return 'it does not name its owner';
   if (holder.host !== me.host) return undefined;
   if (holder.bootId !== '' && me.bootId !== '' && holder.bootId !== me.bootId) return `pid ${holder.pid} ran before this machine rebooted`;
+  // Its token lived where ours now does: had its process lived, our bind would have failed.
+  if (holder.netns !== '' && holder.netns === me.netns) return `pid ${holder.pid} no longer holds the directory`;
   if (holder.pid === me.pid) return `pid ${holder.pid} is this process: its previous holder is gone`;
   if (!pidAlive(holder.pid)) return `pid ${holder.pid} is not running`;
   const startedMs = processStartMs(holder.pid);
@@ -150,7 +205,7 @@ function readOwner(path: string): LockOwner | 'unreadable' | 'gone' {
   try {
     const o = JSON.parse(text) as Partial<LockOwner>;
     if (typeof o.pid === 'number' && Number.isInteger(o.pid) && o.pid > 0 && typeof o.host === 'string') {
-      return { pid: o.pid, host: o.host, bootId: typeof o.bootId === 'string' ? o.bootId : '', startedAt: typeof o.startedAt === 'string' ? o.startedAt : '?' };
+      return { pid: o.pid, host: o.host, bootId: typeof o.bootId === 'string' ? o.bootId : '', netns: typeof o.netns === 'string' ? o.netns : '', startedAt: typeof o.startedAt === 'string' ? o.startedAt : '?' };
     }
   } catch {
     // not JSON: below
@@ -185,6 +240,15 @@ function refusal(path: string, holder: string): string {
     `data directory ${dir} is in use by ${holder} (lock file ${path}); one node per data directory: ` +
     `stop that node or give this one its own --data-dir (if that node is not running, e.g. on another host sharing the directory, delete the lock file)`
   );
+}
+
+/** This process's network namespace, e.g. 'net:[4026531840]': abstract sockets are per namespace. */
+function readNetns(): string {
+  try {
+    return readlinkSync('/proc/self/ns/net');
+  } catch {
+    return '';
+  }
 }
 
 function readBootId(): string {

@@ -102,7 +102,7 @@ async function startShard(
 export async function startNode(config: NodeConfig, log: Logger = createLogger(config.logLevel)): Promise<RunningNode> {
   mkdirSync(config.dataDir, { recursive: true });
   // Before anything reads or writes the directory: a second node on it would corrupt both.
-  const lock = acquireDataDirLock(config.dataDir, log);
+  const lock = await acquireDataDirLock(config.dataDir, log);
   // Cluster mode: a replicator worker with a ring pair to each shard (ARCHITECTURE.md §1).
   const secret = config.cluster ? resolveClusterSecret(config.clusterSecret, config.dataDir) : '';
   const replicatorRings = config.cluster ? Array.from({ length: config.shards }, () => ({ toReplicator: createRingBuffer(config.ringBytes), fromReplicator: createRingBuffer(config.ringBytes) })) : undefined;

@@ -4,10 +4,14 @@
  * leaves the running node and its lock alone. A node killed with SIGKILL leaves its lock
  * behind, stale: the next node on the directory takes it over (and says so) and starts, with
  * the messages the killed one held. A clean stop removes the lock.
+ *
+ * What decides on one host is the kernel-held token (an abstract socket), not the pid in the
+ * file: a lock naming a live pid is stale when no process holds the token, and a running node
+ * whose lock file was deleted still refuses a second one.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
@@ -55,7 +59,7 @@ describe('data directory lock', () => {
       await first.kill();
       assert.ok(existsSync(join(dataDir, dataDirLockName)), 'a SIGKILL leaves the lock behind');
       first = await startBroker({ dataDir });
-      await first.waitForLog(/taking over the stale lock .*pid \d+ is not running/); // stderr may trail the URL on stdout
+      await first.waitForLog(/taking over the stale lock .*pid \d+ no longer holds the directory/); // stderr may trail the URL on stdout
       assert.equal(lockOwnerPid(dataDir), first.process.pid);
       const conn2 = await connect(first.url);
       const got = await drainQueue(await conn2.createChannel(), queue);
@@ -95,6 +99,30 @@ describe('data directory lock', () => {
       writeFileSync(lockPath, JSON.stringify({ pid: 1, host: hostname(), bootId: '', startedAt: '2000-01-01T00:00:00.000Z' }));
       broker = await startBroker({ dataDir });
       await broker.waitForLog(/taking over the stale lock .*pid 1 now belongs to a process started after the lock/);
+    } finally {
+      await broker?.stop({ keepData: true });
+      removeDataDir(dataDir);
+    }
+  });
+
+  test('the token decides: a lock naming a live pid with no token is stale; a running node without its lock file still refuses', { timeout: 30_000 }, async () => {
+    const dataDir = makeDataDir();
+    const lockPath = join(dataDir, dataDirLockName);
+    let broker: TestBroker | undefined;
+    try {
+      // What a zombie or a reused pid looks like to pid checks: pid 1 lives, started before the lock.
+      const bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+      writeFileSync(lockPath, JSON.stringify({ pid: 1, host: hostname(), bootId, netns: readlinkSync('/proc/self/ns/net'), startedAt: new Date().toISOString() }));
+      broker = await startBroker({ dataDir });
+      await broker.waitForLog(/taking over the stale lock .*pid 1 no longer holds the directory/);
+      assert.equal(lockOwnerPid(dataDir), broker.process.pid);
+
+      rmSync(lockPath);
+      const refused = await startRefused(dataDir);
+      assert.match(refused.message, /exited with 1 before listening/);
+      assert.match(refused.message, /is in use by a running node/);
+      // The running node still serves.
+      await (await connect(broker.url)).close();
     } finally {
       await broker?.stop({ keepData: true });
       removeDataDir(dataDir);
