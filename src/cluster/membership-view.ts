@@ -12,10 +12,6 @@ export type MembershipRefusal =
   | 'not_replicated'
   /** The node to add is not a running member of the cluster. */
   | 'node_not_running'
-  /** The node to add already holds a replica of the queue. */
-  | 'already_member'
-  /** The node to remove holds no replica of the queue. */
-  | 'not_member'
   /** Removing the node would leave the queue without members. */
   | 'last_node'
   /** The node to remove leads the queue and is running (see docs/cluster.md for why that is refused). */
@@ -48,6 +44,8 @@ export interface MemberChange {
    * it, but the next change of this queue waits until then.
    */
   applied: boolean;
+  /** Nothing was written: the node to add already was a member, or the node to remove was not (rabbitmq-queues treats both as done). */
+  unchanged?: boolean;
 }
 
 /** One queue in the table grow and shrink print, as rabbitmq-queues prints it. */

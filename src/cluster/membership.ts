@@ -89,7 +89,6 @@ export function withMemberRemoved(p: PlacementSpec, node: string, minInsync: num
 export function addRefusal(vhost: string, name: string, p: PlacementSpec | undefined, node: string, running: ReadonlySet<string>): MembershipError | undefined {
   if (p === undefined) return new MembershipError('not_found', `${label(vhost, name)} does not exist (not_found)`);
   if (p.type === 'classic') return new MembershipError('not_replicated', `Cannot add members to a classic queue: ${label(vhost, name)} is not replicated (only quorum queues and ha-mode mirrored queues have members)`);
-  if (p.members.includes(node)) return new MembershipError('already_member', `node ${node} is already a member of ${label(vhost, name)} (members ${list(p.members)})`);
   if (!running.has(node)) return new MembershipError('node_not_running', `node ${node} is not a running member of the cluster (node_not_running): a new member must be running to catch up`);
   return undefined;
 }
@@ -98,7 +97,7 @@ export function addRefusal(vhost: string, name: string, p: PlacementSpec | undef
 export function removeRefusal(vhost: string, name: string, p: PlacementSpec | undefined, node: string, running: ReadonlySet<string>): MembershipError | undefined {
   if (p === undefined) return new MembershipError('not_found', `${label(vhost, name)} does not exist (not_found)`);
   if (p.type === 'classic') return new MembershipError('not_replicated', `Cannot remove members from a classic queue: ${label(vhost, name)} is not replicated (only quorum queues and ha-mode mirrored queues have members)`);
-  if (!p.members.includes(node)) return new MembershipError('not_member', `node ${node} is not a member of ${label(vhost, name)} (members ${list(p.members)})`);
+  if (!p.members.includes(node)) return undefined; // nothing to remove: the change is a no-op
   if (p.members.length === 1) return new MembershipError('last_node', `the last node cannot be removed (last_node): ${node} is the only member of ${label(vhost, name)}; delete the queue instead`);
   if (p.leader === node && running.has(node)) {
     return new MembershipError(
@@ -203,6 +202,8 @@ export class MembershipChanges implements QueueMembership {
       const refusal = op === 'add' ? addRefusal(vhost, name, p, node, running) : removeRefusal(vhost, name, p, node, running);
       if (refusal !== undefined) throw refusal;
       if (p === undefined) throw new MembershipError('not_found', `${label(vhost, name)} does not exist (not_found)`);
+      // Idempotent, as rabbitmq-queues is: adding a member or removing a non-member changes nothing.
+      if (p.members.includes(node) === (op === 'add')) return { vhost, name, members: p.members, applied: true, unchanged: true };
       const blocker = changeBlocker(p, node, op);
       if (blocker !== undefined) {
         if (Date.now() >= deadline) throw blockedError(vhost, name, p, node, blocker, this.waitMs);

@@ -57,15 +57,15 @@ describe('membership rules', () => {
     assert.equal(minInsyncFor(mirrored, 4, 3), 3);
   });
 
-  test('refusals: no queue, a classic queue, a stopped node, already a member, not a member, the last member, a running leader', () => {
+  test('refusals: no queue, a classic queue, a stopped node, the last member, a running leader; adding a member or removing a non-member is no refusal', () => {
     const running = new Set(['n1', 'n2', 'n3', 'n4']);
     const kind = (e: { refusal: string } | undefined): string | undefined => e?.refusal;
     assert.equal(kind(addRefusal('/', 'q', undefined, 'n4', running)), 'not_found');
     assert.equal(kind(addRefusal('/', 'q', spec({ type: 'classic', members: ['n1'], isr: ['n1'] }), 'n4', running)), 'not_replicated');
     assert.equal(kind(addRefusal('/', 'q', spec(), 'n5', running)), 'node_not_running');
-    assert.equal(kind(addRefusal('/', 'q', spec(), 'n2', running)), 'already_member');
+    assert.equal(kind(addRefusal('/', 'q', spec(), 'n2', running)), undefined, 'already a member: a no-op, not an error');
     assert.equal(kind(addRefusal('/', 'q', spec(), 'n4', running)), undefined);
-    assert.equal(kind(removeRefusal('/', 'q', spec(), 'n4', running)), 'not_member');
+    assert.equal(kind(removeRefusal('/', 'q', spec(), 'n4', running)), undefined, 'not a member: a no-op, not an error');
     assert.equal(kind(removeRefusal('/', 'q', spec({ members: ['n1'], isr: ['n1'] }), 'n1', running)), 'last_node');
     assert.equal(kind(removeRefusal('/', 'q', spec(), 'n1', running)), 'leader_running');
     assert.equal(kind(removeRefusal('/', 'q', spec(), 'n1', new Set(['n2', 'n3']))), undefined, 'a stopped leader is failed over, then removed');
@@ -339,7 +339,7 @@ describe('queue membership changes on a three-node cluster', () => {
       assert.equal(again.stdout, 'vhost\tname\tsize\tresult\n', 'a member everywhere already: nothing to grow');
     }));
 
-  test('bad input: unknown queue or node, a classic queue, already a member, a running leader, the last member, missing arguments', () =>
+  test('bad input: unknown queue or node, a classic queue, a running leader, the last member, missing arguments; re-adding a member and removing a non-member are no-ops', () =>
     withNodeLogs(cluster, async () => {
       await declare('n1', 'solo-q', { 'x-queue-type': 'quorum', 'x-quorum-initial-group-size': 1 });
       await waitFor(() => rowOf('n1', 'solo-q'), 'solo-q listed');
@@ -349,13 +349,11 @@ describe('queue membership changes on a three-node cluster', () => {
         [['add_member', '-p', 'no-such-vhost', 'grow-q', 'n2'], 69, /queue 'grow-q' in vhost 'no-such-vhost' does not exist \(not_found\)/],
         [['add_member', 'grow-q', 'n9'], 69, /node n9 is not a running member of the cluster \(node_not_running\)/],
         [['add_member', 'classic-q', 'n2'], 69, /Cannot add members to a classic queue: queue 'classic-q' in vhost '\/' is not replicated/],
-        [['add_member', 'grow-q', 'n1'], 69, /node n1 is already a member of queue 'grow-q' in vhost '\/' \(members \[/],
         [['add_member', 'grow-q'], 64, /not enough arguments/],
         [['add_member'], 64, /not enough arguments/],
         [['add_member', 'grow-q', 'n2', 'n3'], 64, /too many arguments/],
         [['delete_member', 'grow-q'], 64, /not enough arguments/],
         [['delete_member', 'classic-q', 'n2'], 69, /Cannot remove members from a classic queue/],
-        [['delete_member', 'grow-q', 'n9'], 69, /node n9 is not a member of queue 'grow-q'/],
         [['delete_member', 'grow-q', leader], 69, new RegExp(`node ${leader} leads queue 'grow-q' in vhost '/' and is running: a leader is not removed`)],
         [['delete_member', 'solo-q', 'n1'], 69, /the last node cannot be removed \(last_node\)/],
         [['grow', 'n9', 'all'], 69, /node n9 is not a running member of the cluster/],
@@ -378,6 +376,16 @@ describe('queue membership changes on a three-node cluster', () => {
         assert.ok(isUp(n), `${n} is up`);
         assert.equal((await ctl(dir(n), 'ping')).code, 0);
       }
+      assert.deepEqual(sorted((await rowOf('n1', 'grow-q'))?.['members']), ['n1', 'n2', 'n3']);
+      assert.deepEqual((await rowOf('n1', 'solo-q'))?.['members'], ['n1']);
+      // Idempotent, as rabbitmq-queues is: a member added again and a non-member removed
+      // succeed (banner only, exit 0) and change nothing.
+      const readded = await ctl(dir('n2'), 'add_member', 'grow-q', 'n1');
+      assert.equal(readded.code, 0, readded.stderr);
+      assert.equal(readded.stdout, "Adding a replica for queue grow-q on node n1...\n");
+      const unremoved = await ctl(dir('n2'), 'delete_member', 'solo-q', 'n3');
+      assert.equal(unremoved.code, 0, unremoved.stderr);
+      assert.equal(unremoved.stdout, "Removing a replica of queue solo-q on node n3...\n");
       assert.deepEqual(sorted((await rowOf('n1', 'grow-q'))?.['members']), ['n1', 'n2', 'n3']);
       assert.deepEqual((await rowOf('n1', 'solo-q'))?.['members'], ['n1']);
       // shrink goes on past the queues it must leave alone, with a row for each: n1 leads
