@@ -16,6 +16,7 @@ import type { QueueLink } from './queue-link.js';
 import { methodHandlers } from './methods/index.js';
 import { senderSelected } from './sender-selected.js';
 import { recordUs } from '../metrics/latency.js';
+import assert from 'node:assert/strict';
 
 const basicClassId = 60;
 /** The expiration property as RabbitMQ reads it (Erlang string:to_integer): optional sign, digits, nothing after. */
@@ -57,6 +58,17 @@ interface TxPublish {
 interface TxSettle {
   refs: UnackedRef[];
   how: 'ack' | 'requeue' | 'reject';
+}
+
+/** A tx.commit waiting for its publishes' confirms. */
+interface TxCommitWait {
+  /** Publishes routed to a queue whose confirm has not come. */
+  outstanding: number;
+  /** A queue refused one of them. */
+  failed: boolean;
+  /** Still routing the transaction's publishes: the count is not final yet. */
+  routing: boolean;
+  done(outcome: 'committed' | 'failed' | 'closed'): void;
 }
 
 export class Channel {
@@ -325,15 +337,19 @@ export class Channel {
     this.headersEnd = propsEnd;
     if (routingKeys === undefined) vhost.graph.route(exchange, routingKey, this.currentHeaders, vhost.queueExists, routed);
     else vhost.graph.routeKeys(exchange, routingKeys, this.currentHeaders, vhost.queueExists, routed);
-    const seq = this.confirmMode ? this.nextPublishSeq++ : 0;
+    const tx = this.txCommit;
+    const seq = this.confirmMode || tx !== undefined ? this.nextPublishSeq++ : 0;
     const shards = this.broker.groupByShard(vhost, routed);
     if (shards.size === 0) {
       if (mandatory) this.sendReturn(ReplyCode.noRoute, 'NO_ROUTE', payload, propsStart, propsEnd);
-      if (seq !== 0) this.confirmOne(seq, true);
+      if (seq !== 0 && tx === undefined) this.confirmOne(seq, true);
       return;
     }
     const flags = seq !== 0 ? PublishFlag.confirm : 0;
-    if (seq !== 0) this.unconfirmed.set(seq, { remaining: shards.size, ok: true, atMs: performance.now() });
+    if (seq !== 0) {
+      this.unconfirmed.set(seq, { remaining: shards.size, ok: true, atMs: performance.now() });
+      if (tx !== undefined) tx.outstanding++;
+    }
     for (const [shard, queueIds] of shards) {
       shard.publish(this.key, seq, flags, queueIds, payload);
       this.broker.noteShardWrite(shard, this.conn);
@@ -358,9 +374,52 @@ export class Channel {
     if (!ok) u.ok = false;
     if (--u.remaining > 0) return;
     this.unconfirmed.delete(seq);
+    if (this.txMode) {
+      this.txPublishSettled(u.ok);
+      return;
+    }
     recordUs(this.broker.publishToConfirm, (performance.now() - u.atMs) * 1000);
     if (u.ok) this.confirmedOk.push(seq);
     else this.sendNack(seq);
+  }
+
+  /**
+   * tx.commit: publishes the transaction's messages and settles its acks, then resolves once
+   * every publish is where a confirm would say it is (on disk for a persistent message in a
+   * durable queue, replicated for a replicated queue), as RabbitMQ answers tx.commit-ok only
+   * then; 'failed' if a queue refused one (RabbitMQ: "partial tx completion"), 'closed' if the
+   * channel went first.
+   */
+  commitTx(): Promise<'committed' | 'failed' | 'closed'> {
+    assert.ok(this.txCommit === undefined, 'one tx.commit at a time (the channel is busy until it ends)');
+    const publishes = this.txPublishes;
+    const settles = this.txSettles;
+    this.txPublishes = [];
+    this.txSettles = [];
+    return new Promise((resolve) => {
+      const commit: TxCommitWait = { outstanding: 0, failed: false, routing: true, done: resolve };
+      this.txCommit = commit;
+      for (const p of publishes) this.routeAndPublish(p.exchange, p.routingKey, p.mandatory, p.payload, p.propsStart, p.propsEnd, p.routingKeys);
+      for (const s of settles) this.settle(s.refs, s.how);
+      commit.routing = false;
+      this.maybeEndTxCommit(commit);
+    });
+  }
+
+  private txCommit: TxCommitWait | undefined;
+
+  private txPublishSettled(ok: boolean): void {
+    const commit = this.txCommit;
+    if (commit === undefined) return;
+    if (!ok) commit.failed = true;
+    commit.outstanding--;
+    this.maybeEndTxCommit(commit);
+  }
+
+  private maybeEndTxCommit(commit: TxCommitWait): void {
+    if (commit.routing || commit.outstanding > 0 || this.txCommit !== commit) return;
+    this.txCommit = undefined;
+    commit.done(commit.failed ? 'failed' : 'committed');
   }
 
   /** Emits the acks gathered from one confirms record: one basic.ack multiple where they form a prefix. */
@@ -553,6 +612,9 @@ export class Channel {
     this.unacked.clear();
     this.settle(refs, 'requeue');
     this.unconfirmed.clear();
+    const commit = this.txCommit;
+    this.txCommit = undefined;
+    commit?.done('closed');
     this.txPublishes = [];
     this.txSettles = [];
     this.backlog.length = 0;

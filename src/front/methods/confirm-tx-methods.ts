@@ -17,15 +17,13 @@ export function registerConfirmTxMethods(t: HandlerTable): void {
     ch.txMode = true;
     ch.conn.sendMethod(ch.id, { id: Method.TxSelectOk, args: {} });
   });
-  on(t, Method.TxCommit, (ch) => {
+  // The channel is busy (later frames wait) until the transaction's publishes are confirmed:
+  // commit-ok promises what a publisher confirm does.
+  on(t, Method.TxCommit, async (ch) => {
     if (!ch.txMode) throw new AmqpError(ReplyCode.preconditionFailed, 'PRECONDITION_FAILED - channel is not transactional', 90, 20);
-    const publishes = ch.txPublishes;
-    const settles = ch.txSettles;
-    ch.txPublishes = [];
-    ch.txSettles = [];
-    for (const p of publishes) ch.routeAndPublish(p.exchange, p.routingKey, p.mandatory, p.payload, p.propsStart, p.propsEnd, p.routingKeys);
-    for (const s of settles) ch.settle(s.refs, s.how);
-    ch.conn.sendMethod(ch.id, { id: Method.TxCommitOk, args: {} });
+    const outcome = await ch.commitTx();
+    if (outcome === 'failed') throw new AmqpError(ReplyCode.preconditionFailed, 'PRECONDITION_FAILED - partial tx completion', 90, 20);
+    if (outcome === 'committed') ch.conn.sendMethod(ch.id, { id: Method.TxCommitOk, args: {} });
   });
   on(t, Method.TxRollback, (ch) => {
     if (!ch.txMode) throw new AmqpError(ReplyCode.preconditionFailed, 'PRECONDITION_FAILED - channel is not transactional', 90, 30);
