@@ -41,6 +41,7 @@ const budgetLogHysteresis = 0.9;
 export interface PagerHost {
   /** Messages were read back (or left): deliver, answer gets, flush records and the log. */
   kick(q: Queue): void;
+  /** Dead-letters m now (the pager keeps the order). */
   deadLetter(q: Queue, m: Message, reason: number): void;
   /** A message of a replicated queue left it: its settle goes to the replica log. */
   settleReplicated(q: Queue, msgId: number): void;
@@ -60,6 +61,8 @@ export class Pager {
   private readonly waiters = new Map<Queue, (() => void)[]>();
   /** Dead-lettering of messages on disk, one read after another so their order holds. */
   private deadLetters: Promise<void> = Promise.resolve();
+  /** Per queue, dead-letters in that chain not yet sent: a later one from memory must queue behind them. */
+  private readonly deadLettersPending = new Map<Queue, number>();
 
   constructor(
     readonly budgetBytes: number,
@@ -151,7 +154,35 @@ export class Pager {
       return;
     }
     const copy: PagedEntry = { ...e };
-    this.deadLetters = this.deadLetters.then(() => this.deadLetterFromDisk(q, copy, reason));
+    this.inDeadLetterOrder(q, () => this.deadLetterFromDisk(q, copy, reason));
+  }
+
+  /**
+   * m, in memory, is dead-lettered by q: at once, unless messages of q that left before it are
+   * still being read back from disk to be dead-lettered; then after them (a read-back can
+   * bring a queue's next messages into memory while its earlier heads are on their way out).
+   * False when it must be done now, by the caller. m's payload is copied when it waits (it may
+   * be a view of the ring).
+   */
+  deadLetterInOrder(q: Queue, m: Message, reason: number): boolean {
+    if (!this.deadLettersPending.has(q)) return false;
+    const held: Message = { ...m, payload: Buffer.from(m.payload) };
+    this.inDeadLetterOrder(q, async () => {
+      if (this.store.isClosed) return; // stopping: as for those on disk (deadLetterFromDisk)
+      this.host.deadLetter(q, held, reason);
+      this.host.kick(q);
+    });
+    return true;
+  }
+
+  private inDeadLetterOrder(q: Queue, work: () => Promise<void>): void {
+    this.deadLettersPending.set(q, (this.deadLettersPending.get(q) ?? 0) + 1);
+    const logged = (err: unknown): void => this.host.log('error', `queue '${q.config.name}': dead-lettering failed: ${errorText(err)}`);
+    this.deadLetters = this.deadLetters.then(work).catch(logged).finally(() => {
+      const left = (this.deadLettersPending.get(q) ?? 1) - 1;
+      if (left > 0) this.deadLettersPending.set(q, left);
+      else this.deadLettersPending.delete(q);
+    });
   }
 
   hasWaiters(q: Queue): boolean {

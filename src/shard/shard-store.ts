@@ -73,7 +73,7 @@ export class ShardStore {
     const replay = new LogReplay(opts.dir);
     const { log, report } = await SegmentLog.open(
       opts.dir,
-      { segmentBytes: opts.segmentBytes, fsync: opts.fsync, repair: opts.repair, preallocate: true, log: opts.log },
+      { segmentBytes: opts.segmentBytes, fsync: opts.fsync, repair: opts.repair, preallocate: true, log: opts.log, fsyncOnThread: true },
       replay.onRecord,
     );
     const store = new ShardStore(log, opts.log);
@@ -90,7 +90,8 @@ export class ShardStore {
     // Committed before any delivery of this run, so a crash of this run is never taken for a clean stop.
     log.append(LogKind.open, Buffer.alloc(0));
     await log.commit();
-    if (lastKind !== undefined) store.sayRecovered();
+    // After the I/O callbacks of recovery have run: buffers their closures still hold are garbage by then.
+    if (lastKind !== undefined) setImmediate(() => store.sayRecovered());
     // Segments holding only what did not come back (transient paged messages) can go now.
     store.scheduleRelease();
     return { store, records: report.records, truncatedBytes: report.truncatedBytes };

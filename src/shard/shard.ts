@@ -112,7 +112,7 @@ export class Shard implements QueueHost {
         ? undefined
         : new Pager(queueMemoryBytes, store, {
             kick: (q) => this.kick(q),
-            deadLetter: (q, m, reason) => this.deadLetter(q, m, reason),
+            deadLetter: (q, m, reason) => this.deadLetterNow(q, m, reason),
             settleReplicated: (q, msgId) => this.replicated?.settle(q.id, msgId),
             log,
           });
@@ -753,6 +753,10 @@ export class Shard implements QueueHost {
   }
 
   deadLetter(q: Queue, m: Message, reason: number): void {
+    if (this.pager?.deadLetterInOrder(q, m, reason) !== true) this.deadLetterNow(q, m, reason);
+  }
+
+  private deadLetterNow(q: Queue, m: Message, reason: number): void {
     q.dropped++;
     this.settled(q, m);
     const dlx = q.config.deadLetterExchange;

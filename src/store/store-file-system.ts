@@ -2,7 +2,7 @@
  * The few file operations the log uses, behind an interface so tests can inject ENOSPC/EIO
  * at any call. The real implementation is node:fs/promises with FileHandle.
  */
-import { writeSync } from 'node:fs';
+import { fdatasyncSync, writeSync } from 'node:fs';
 import { mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 
@@ -12,6 +12,8 @@ export interface StoreFile {
   /** Reads up to `length` bytes; returns how many were read (fewer at end of file). */
   read(buf: Uint8Array, bufOffset: number, length: number, position: number): Promise<number>;
   datasync(): Promise<void>;
+  /** fdatasync on the calling thread (blocks it): no thread-pool round trip. Throws as datasync rejects. */
+  datasyncNow(): void;
   truncate(lengthBytes: number): Promise<void>;
   sizeBytes(): Promise<number>;
   close(): Promise<void>;
@@ -35,7 +37,7 @@ class NodeStoreFile implements StoreFile {
 
   write(buf: Uint8Array, bufOffset: number, length: number, position: number): Promise<number> {
     // A pwrite into the page cache takes microseconds; a thread-pool round trip and its wake-up
-    // cost more than that on the confirm path. fdatasync, the slow part, stays asynchronous.
+    // cost more than that on the confirm path. fdatasync, the slow part, is either (datasyncNow, datasync).
     try {
       return Promise.resolve(writeSync(this.handle.fd, buf, bufOffset, length, position));
     } catch (error: unknown) {
@@ -50,6 +52,10 @@ class NodeStoreFile implements StoreFile {
 
   datasync(): Promise<void> {
     return this.handle.datasync();
+  }
+
+  datasyncNow(): void {
+    fdatasyncSync(this.handle.fd);
   }
 
   truncate(lengthBytes: number): Promise<void> {

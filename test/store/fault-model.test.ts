@@ -39,10 +39,10 @@ function payload(offset: number, payloadBytes: number): Buffer {
 
 test('after injected write/sync faults the log holds a prefix of what was appended, including everything reported durable', async () => {
   await fc.assert(
-    fc.asyncProperty(fc.array(opArbitrary, { minLength: 5, maxLength: 25 }), fc.boolean(), async (ops, preallocate) => {
+    fc.asyncProperty(fc.array(opArbitrary, { minLength: 5, maxLength: 25 }), fc.boolean(), fc.boolean(), async (ops, preallocate, fsyncOnThread) => {
       await withTempDir(async (dir) => {
         const fs = new FaultyFileSystem();
-        const options = { segmentBytes: 4096, preallocate, fileSystem: fs };
+        const options = { segmentBytes: 4096, preallocate, fileSystem: fs, fsyncOnThread };
         const model: Buffer[] = [];
         let durable = -1;
         let opened: Opened = await openLog(dir, options);

@@ -134,6 +134,11 @@ class FaultyFile implements StoreFile {
     await this.inner.datasync();
   }
 
+  datasyncNow(): void {
+    this.fs.check('datasync');
+    this.inner.datasyncNow();
+  }
+
   async truncate(lengthBytes: number): Promise<void> {
     this.fs.check('truncate');
     await this.inner.truncate(lengthBytes);

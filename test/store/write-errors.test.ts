@@ -96,24 +96,26 @@ test('ENOSPC with preallocation: commits go on inside the preallocated segment, 
   });
 });
 
-test('EIO on fdatasync: the unsynced records are rewritten and synced once the disk answers again', async () => {
-  await withTempDir(async (dir) => {
-    const fs = new FaultyFileSystem();
-    const opened = await openLog(dir, { fileSystem: fs });
-    appendRange(opened.log, 0, 5);
-    await opened.log.commit();
-    appendRange(opened.log, 5, 20);
-    fs.fail('datasync', 'EIO');
-    await assert.rejects(opened.log.commit(), (error: unknown) => error instanceof StoreWriteError && error.code === 'EIO');
-    assert.equal(opened.log.flushedOffset, 4);
-    const writesBefore = fs.calls.get('write') ?? 0;
-    fs.heal();
-    assert.equal(await opened.log.commit(), 19);
-    assert.ok((fs.calls.get('write') ?? 0) > writesBefore, 'records written again after the failed sync');
-    await opened.log.close();
-    await expectAllRecords(dir, 20);
+for (const fsyncOnThread of [false, true]) {
+  test(`EIO on fdatasync (${fsyncOnThread ? "on the log's thread" : 'in the thread pool'}): the unsynced records are rewritten and synced once the disk answers again`, async () => {
+    await withTempDir(async (dir) => {
+      const fs = new FaultyFileSystem();
+      const opened = await openLog(dir, { fileSystem: fs, fsyncOnThread });
+      appendRange(opened.log, 0, 5);
+      await opened.log.commit();
+      appendRange(opened.log, 5, 20);
+      fs.fail('datasync', 'EIO');
+      await assert.rejects(opened.log.commit(), (error: unknown) => error instanceof StoreWriteError && error.code === 'EIO');
+      assert.equal(opened.log.flushedOffset, 4);
+      const writesBefore = fs.calls.get('write') ?? 0;
+      fs.heal();
+      assert.equal(await opened.log.commit(), 19);
+      assert.ok((fs.calls.get('write') ?? 0) > writesBefore, 'records written again after the failed sync');
+      await opened.log.close();
+      await expectAllRecords(dir, 20);
+    });
   });
-});
+}
 
 test('a segment that cannot be created (ENOSPC on open) fails the commit; the roll is retried', async () => {
   await withTempDir(async (dir) => {
