@@ -403,7 +403,7 @@ export class ReplicaLog {
       for (const record of records) if (record.kind === LogKind.enqueue) this.snapshotRecords.set(record.offset, record);
     }
     const logEpochs: EpochEntry[] = [];
-    const { log } = await SegmentLog.open(dir, { segmentBytes: opts.segmentBytes, fsync: opts.fsync, log: opts.log }, (record) => {
+    const { log } = await SegmentLog.open(dir, { segmentBytes: opts.segmentBytes, fsync: opts.fsync, log: opts.log, fsyncOnThread: true }, (record) => {
       if (record.kind === REPLICA_KIND_EPOCH_START) {
         const epoch = decodeEpochStart(record.payload);
         if (epoch !== undefined) logEpochs.push({ epoch, startOffset: record.offset });
