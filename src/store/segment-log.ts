@@ -637,7 +637,9 @@ export class SegmentLog {
     if (this.unsynced.length === 0 && !force) return;
     const bytes = this.unsyncedBytes;
     const startedMs = performance.now();
-    const inline = this.fsyncOnThread && inlineFsyncAllowed(this.lastFsyncMs);
+    // While the next segment is zero-filled a sync shares the disk with the fill and can take
+    // tens of ms: in the pool, it then delays only the confirms waiting for it.
+    const inline = this.fsyncOnThread && this.spare?.filling !== true && inlineFsyncAllowed(this.lastFsyncMs);
     if (inline) this.activeFile().datasyncNow();
     else await this.activeFile().datasync();
     const fsyncMs = performance.now() - startedMs;

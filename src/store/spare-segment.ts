@@ -58,6 +58,11 @@ export class SpareSegment {
     });
   }
 
+  /** A zero-fill is writing to the disk now: syncs of the log compete with it. */
+  get filling(): boolean {
+    return this.building !== undefined && !this.ready;
+  }
+
   /** The spare (waiting for it if it is being built), or undefined if there is none. */
   async take(): Promise<PreparedSpare | undefined> {
     const building = this.building;
