@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { ControlPlane, type MemberInfo } from '../../src/cluster/control-plane.js';
 import { chooseLeader, Controller, failoverPlacement, majority, planFailover, type ReplicaPosition } from '../../src/cluster/controller.js';
 import { PlacementStore, type PlacedQueue, type PlacementSpec } from '../../src/cluster/placement.js';
-import { startEtcd, type TestEtcd } from '../helpers/etcd.js';
+import { etcdForSuite } from '../helpers/etcd.js';
 import { waitFor } from '../helpers/broker.js';
 
 const spec = (over: Partial<PlacementSpec> = {}): PlacementSpec => ({
@@ -65,9 +65,9 @@ describe('failover decisions (pure)', () => {
 });
 
 describe('controller (real etcd)', () => {
-  let etcd: TestEtcd;
+  const etcd = etcdForSuite();
   let n = 0;
-  const cleanup: (() => Promise<void>)[] = [];
+  const cleanup = etcd.cleanup;
   const member = (name: string): MemberInfo => ({ name, amqp: '127.0.0.1:1', peer: '127.0.0.1:2', repl: '127.0.0.1:3', startedAtMs: Date.now() });
 
   /** A cluster of three joined nodes and a controller candidate on n2 and n3. */
@@ -98,13 +98,6 @@ describe('controller (real etcd)', () => {
     return { planes, store, controllers };
   }
 
-  before(async () => {
-    etcd = await startEtcd();
-  });
-  after(async () => {
-    for (const c of cleanup) await c();
-    await etcd.stop();
-  });
 
   test('of two candidates exactly one is controller; when it stops the other takes over', async () => {
     const { controllers } = await cluster(async () => undefined);

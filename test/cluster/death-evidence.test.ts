@@ -5,13 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:net';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { ControlPlane, type MemberInfo } from '../../src/cluster/control-plane.js';
 import { Controller, chooseLeader } from '../../src/cluster/controller.js';
 import { PeerDeathCheck } from '../../src/cluster/death-evidence.js';
 import { PlacementStore } from '../../src/cluster/placement.js';
 import { createLogger } from '../../src/node/logger.js';
-import { startEtcd, type TestEtcd } from '../helpers/etcd.js';
+import { etcdForSuite } from '../helpers/etcd.js';
 import { waitFor } from '../helpers/broker.js';
 
 async function listening(): Promise<{ server: Server; address: string }> {
@@ -23,16 +23,9 @@ async function listening(): Promise<{ server: Server; address: string }> {
 }
 
 describe('peer death evidence (real etcd)', () => {
-  let etcd: TestEtcd;
-  const cleanup: (() => Promise<void>)[] = [];
+  const etcd = etcdForSuite();
+  const cleanup = etcd.cleanup;
 
-  before(async () => {
-    etcd = await startEtcd();
-  });
-  after(async () => {
-    for (const c of cleanup) await c();
-    await etcd.stop();
-  });
 
   test("a closed link to a peer whose port answers moves none of its queues; once the port refuses, its lease is revoked and its queues fail over", async () => {
     const lines: string[] = [];

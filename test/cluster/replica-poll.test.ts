@@ -3,23 +3,16 @@
  * only candidates answer (so only they fence), and the question is gone once asked.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { ControlPlane } from '../../src/cluster/control-plane.js';
 import { ReplicaPoll, pollFenceMs } from '../../src/cluster/replica-poll.js';
 import { createLogger } from '../../src/node/logger.js';
-import { startEtcd, type TestEtcd } from '../helpers/etcd.js';
+import { etcdForSuite } from '../helpers/etcd.js';
 
 describe('replica poll (real etcd)', () => {
-  let etcd: TestEtcd;
-  const cleanup: (() => Promise<void>)[] = [];
+  const etcd = etcdForSuite();
+  const cleanup = etcd.cleanup;
 
-  before(async () => {
-    etcd = await startEtcd();
-  });
-  after(async () => {
-    for (const c of cleanup) await c();
-    await etcd.stop();
-  });
 
   test('candidates are asked at the placement epoch and answer; a replica that is no candidate stays out', async () => {
     const plane = new ControlPlane({ hosts: [etcd.endpoint], clusterName: 'poll', leaseMs: 3000 });

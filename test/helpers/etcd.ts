@@ -7,6 +7,7 @@
  * (etcd raises any TTL below 1.5 × its election timeout) and a lease-expiry test finishes in
  * about two seconds rather than five.
  */
+import { after, before } from 'node:test';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
@@ -158,5 +159,28 @@ export async function startEtcd(): Promise<TestEtcd> {
       launch();
       await whenHealthy(kill);
     },
+  };
+}
+
+/**
+ * One etcd for the tests of the enclosing describe block: started before them; after them,
+ * the closers the tests pushed onto `cleanup` run in order, then etcd stops.
+ */
+export function etcdForSuite(): { readonly endpoint: string; readonly cleanup: (() => Promise<void>)[] } {
+  let etcd: TestEtcd | undefined;
+  const cleanup: (() => Promise<void>)[] = [];
+  before(async () => {
+    etcd = await startEtcd();
+  });
+  after(async () => {
+    for (const c of cleanup) await c();
+    await etcd?.stop();
+  });
+  return {
+    get endpoint(): string {
+      if (etcd === undefined) throw new Error('etcdForSuite: etcd is not started yet (use it inside a test)');
+      return etcd.endpoint;
+    },
+    cleanup,
   };
 }

@@ -88,6 +88,22 @@ export async function startNode(name: string, dataDir: string, overrides: Partia
 let nextMsgId = 1;
 
 /** An enqueue record payload for queueId with a recognisable body. */
+/**
+ * Replicator nodes named `names`, each with its own directory in one temp dir, for the length
+ * of body; their replicators are closed after it, whatever it did.
+ */
+export async function withNodes<const Names extends readonly string[]>(names: Names, body: (nodes: { -readonly [K in keyof Names]: TestNode }) => Promise<void>): Promise<void> {
+  await withTempDir(async (dir) => {
+    const nodes: TestNode[] = [];
+    try {
+      for (const name of names) nodes.push(await startNode(name, join(dir, name)));
+      await body(nodes as { -readonly [K in keyof Names]: TestNode });
+    } finally {
+      await Promise.all(nodes.map((n) => n.replicator.close()));
+    }
+  });
+}
+
 export function enqueuePayload(queueId: number, body: string, msgId = nextMsgId++): Buffer {
   const header = encodeEnqueueHeader(Buffer.allocUnsafe(enqueueHeaderBytes), queueId, msgId, 0);
   return Buffer.concat([header, Buffer.from(body)]);
