@@ -11,6 +11,9 @@ broker
       --compare URL2[,...] run the same workload against a second broker (or cluster), alternating
                            rounds, and print both and the ratio url/compare
       --rounds N           rounds per broker (default 1; 3 is a sensible minimum with --compare)
+      --warmup SECONDS     first run the same workload this long against each broker, not counted
+                           (default 0): a broker started moments ago may still be warming up (a
+                           Node broker's JIT compiles its hot paths over the first seconds)
 
 clients
   -x, --producers N        producer connections (default 1)

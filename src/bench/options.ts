@@ -26,6 +26,12 @@ export interface BenchOptions {
   /** The reference broker's nodes, dealt to clients the same way; undefined runs one broker. */
   readonly compareUrls: readonly string[] | undefined;
   readonly rounds: number;
+  /**
+   * Seconds of the same workload run against each broker before its first round and not
+   * counted: a JIT-compiled broker started moments ago is measured at its speed, not while
+   * V8 is still compiling its hot paths (0: none).
+   */
+  readonly warmupSeconds: number;
   readonly producers: number;
   readonly consumers: number;
   readonly queueCount: number;

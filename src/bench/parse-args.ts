@@ -28,6 +28,7 @@ const FLAGS = {
   url: { type: 'string', short: 'u', multiple: true },
   compare: { type: 'string', multiple: true },
   rounds: { type: 'string' },
+  warmup: { type: 'string' },
   producers: { type: 'string', short: 'x' },
   consumers: { type: 'string', short: 'y' },
   threads: { type: 'string' },
@@ -55,6 +56,8 @@ const FLAGS = {
   plot: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
+
+const WARMUP_SECONDS_MAX = 3600;
 
 type Values = ReturnType<typeof parseFlags>['values'];
 
@@ -128,6 +131,7 @@ function buildOptions(values: Values, coreCount: number): BenchOptions {
     urls,
     compareUrls,
     rounds: parseInteger('--rounds', values.rounds, 1, 1, 1000),
+    warmupSeconds: values.warmup === undefined ? 0 : parseNonNegativeNumber('--warmup', values.warmup),
     producers,
     consumers,
     queueCount,
@@ -194,6 +198,14 @@ function parsePositiveNumber(flag: string, text: string | undefined): number | u
   if (!/^\d+(\.\d+)?$/.test(text)) throw new BenchUsageError(`${flag} expects a positive number, got '${text}'`);
   const value = Number(text);
   if (!(value > 0) || !Number.isFinite(value)) throw new BenchUsageError(`${flag} must be greater than 0, got '${text}'`);
+  return value;
+}
+
+/** Seconds that may be 0 (off), up to an hour. */
+function parseNonNegativeNumber(flag: string, text: string): number {
+  if (!/^\d+(\.\d+)?$/.test(text)) throw new BenchUsageError(`${flag} expects a number of seconds (0 or more), got '${text}'`);
+  const value = Number(text);
+  if (!Number.isFinite(value) || value > WARMUP_SECONDS_MAX) throw new BenchUsageError(`${flag} must be at most ${WARMUP_SECONDS_MAX} seconds, got '${text}'`);
   return value;
 }
 

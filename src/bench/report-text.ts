@@ -18,8 +18,9 @@ export function describeWorkload(options: BenchOptions): string {
   const exchange = options.exchange === '' ? 'default exchange' : `${options.exchangeType} exchange '${options.exchange}'`;
   const queueArgs = Object.entries(options.queueArgs).map(([key, value]) => `${key}=${String(value)}`).join(',');
   const length = options.durationSeconds !== undefined ? `${options.durationSeconds} s` : `${options.messagesPerProducer ?? 0} msgs per producer`;
+  const warmup = options.warmupSeconds > 0 ? `, after a ${options.warmupSeconds} s warm-up per broker (not counted)` : '';
   return [
-    `workload: ${options.producers} producer(s) → ${options.consumers} consumer(s) over ${options.queueCount} queue(s), ${exchange}, ${size}, ${rate}, ${confirms}, ${options.persistent ? 'persistent' : 'transient'}, ${acking}, ${length}${options.nagle ? ', Nagle on' : ''}${queueArgs === '' ? '' : `, queue args ${queueArgs}`}`,
+    `workload: ${options.producers} producer(s) → ${options.consumers} consumer(s) over ${options.queueCount} queue(s), ${exchange}, ${size}, ${rate}, ${confirms}, ${options.persistent ? 'persistent' : 'transient'}, ${acking}, ${length}${warmup}${options.nagle ? ', Nagle on' : ''}${queueArgs === '' ? '' : `, queue args ${queueArgs}`}`,
     `clients: ${options.threads} worker thread(s), ${options.producers + options.consumers + 1} connections per run (one per client + 1 control)`,
   ].join('\n');
 }
@@ -57,6 +58,14 @@ export function formatRunSummary(run: RunResult): string {
   ])));
   for (const error of run.errors) lines.push(`  error: ${error}`);
   return lines.join('\n');
+}
+
+/** One line for a warm-up run: enough to see the broker took the load, not a result. */
+export function formatWarmup(run: RunResult): string {
+  const { accounting } = run;
+  const verdict = accounting.balanced ? 'accounting ok' : `accounting ${accounting.inQueues === undefined ? 'UNCHECKED' : 'MISMATCH'}`;
+  const errors = run.errors.map((error) => `\n  error: ${error}`).join('');
+  return `${run.label} warm-up: ${run.broker.product} ${run.broker.version}, ${run.windowSeconds.toFixed(1)} s, ${formatCount(run.consumedPerSecond)} msg/s consumed, ${verdict} (not counted)${errors}`;
 }
 
 /** Above this event-loop utilization a client thread had no slack left. */

@@ -233,7 +233,9 @@ async function publishPhase(
   }
 }
 
+/** Round 0 is the warm-up (bench-main.ts), which is always labelled. */
 function progressPrefix(context: RunContext): string {
+  if (context.round === 0) return `[${context.label} warm-up] `;
   if (context.options.compareUrls === undefined && context.options.rounds === 1) return '';
   return `[${context.label} r${context.round}] `;
 }

@@ -36,6 +36,7 @@ describe('bench argument parsing', () => {
     assert.equal(options.exchange, '');
     assert.equal(options.threads, 2);
     assert.equal(options.rounds, 1);
+    assert.equal(options.warmupSeconds, 0, 'no warm-up unless asked');
     assert.match(options.queuePrefix, /^warren-bench-[0-9a-f]{6}$/);
   });
 
@@ -123,6 +124,16 @@ describe('bench argument parsing', () => {
     rejects(['--prefetch', '70000'], /--prefetch 70000 is out of range 0\.\.65535/);
     rejects(['--threads', '3'], /--threads 3 is out of range 1\.\.2/);
     rejects(['--rounds', '0'], /--rounds 0 is out of range/);
+    rejects(['--warmup', '-1'], /--warmup/);
+    rejects(['--warmup=-1'], /--warmup expects a number of seconds \(0 or more\), got '-1'/);
+    rejects(['--warmup', 'soon'], /--warmup expects a number of seconds/);
+    rejects(['--warmup', '3601'], /--warmup must be at most 3600 seconds, got '3601'/);
+  });
+
+  it('takes --warmup in seconds, 0 meaning none', () => {
+    assert.equal(parse(['--warmup', '5']).warmupSeconds, 5);
+    assert.equal(parse(['--warmup', '0.5']).warmupSeconds, 0.5);
+    assert.equal(parse(['--warmup', '0']).warmupSeconds, 0);
   });
 
   it('rejects bad URLs', () => {

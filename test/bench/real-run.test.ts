@@ -83,6 +83,21 @@ describe('bench against a real broker', () => {
     assert.ok(run.accounting.published <= Math.floor(400 * run.windowSeconds) + 1, `${run.accounting.published} in ${run.windowSeconds} s`);
   });
 
+  it('--warmup runs the workload first and counts only the rounds after it', async () => {
+    const { code, json, text } = await bench(['--url', target.url, '--warmup', '0.5', '--pmessages', '300', '--confirm', '50']);
+    assert.equal(code, 0, text);
+    assert.equal(json.runs.length, 1, 'the warm-up is not a reported run');
+    const run = json.runs[0];
+    assert.ok(run !== undefined, text);
+    assert.equal(run.round, 1);
+    assert.equal(run.accounting.published, 300, 'the warm-up ran by time, the round by --pmessages');
+    assert.equal(run.accounting.inQueuesBefore, 0, 'the warm-up left nothing behind');
+    assert.equal(run.latencyMicros.confirm.count, 300, 'no warm-up sample in the histograms');
+    assert.equal(json.workload.warmupSeconds, 0.5);
+    assert.match(text, /after a 0\.5 s warm-up per broker \(not counted\)/);
+    assert.match(text, /^A warm-up: \S+ \S+, \d+\.\d s, [\d,]+ msg\/s consumed, accounting ok \(not counted\)$/m);
+  });
+
   it('fanout to 2 queues, 2 → 2, multi-ack and mixed sizes: consumed + left = published × 2', async () => {
     const { code, json, text } = await bench([
       '--url', target.url, '-x', '2', '-y', '2', '--queues', '2', '--exchange-type', 'fanout',
