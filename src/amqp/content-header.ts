@@ -3,6 +3,7 @@
 // The broker forwards `propertyBytes` (flags word(s) + property list) untouched; the
 // peeks read one property without building the object, and withHeaders /
 // withoutExpiration splice one property, leaving every other octet as it was.
+import assert from 'node:assert/strict';
 import { AmqpError } from './errors.js';
 import type { FieldTable } from './field-table.js';
 import { decodeTable, encodedTableBytes, skipTable, writeTable } from './field-table.js';
@@ -180,6 +181,13 @@ export function peekTimestamp(propertyBytes: Buffer): number | undefined {
   return o < 0 ? undefined : timestampAt(propertyBytes, o);
 }
 
+/** reply-to, undefined when absent; the flag is tested before anything is parsed (most publishes have none). */
+export function peekReplyTo(propertyBytes: Buffer): string | undefined {
+  if ((flagsOf(propertyBytes) & BasicPropertyFlag.replyTo) === 0) return undefined;
+  const o = locate(propertyBytes, BasicPropertyFlag.replyTo);
+  return o < 0 ? undefined : shortstrAtProp(propertyBytes, o);
+}
+
 export function peekUserId(propertyBytes: Buffer): string | undefined {
   const o = locate(propertyBytes, BasicPropertyFlag.userId);
   return o < 0 ? undefined : shortstrAtProp(propertyBytes, o);
@@ -311,6 +319,20 @@ export function withHeaders(propertyBytes: Buffer, headers: FieldTable): Buffer 
   writeTable(out, r.start, headers);
   propertyBytes.copy(out, r.start + tableBytes, r.end);
   out.writeUInt16BE(propertyBytes.readUInt16BE(0) | BasicPropertyFlag.headers, 0);
+  return out;
+}
+
+/** The same properties with reply-to set to replyTo (a shortstr, at most 255 bytes); every other octet unchanged. */
+export function withReplyTo(propertyBytes: Buffer, replyTo: string): Buffer {
+  const text = Buffer.from(replyTo);
+  assert.ok(text.length <= 255, `reply-to of ${text.length} bytes does not fit a shortstr`);
+  const r = rangeOf(propertyBytes, BasicPropertyFlag.replyTo);
+  const out = Buffer.allocUnsafe(propertyBytes.length - (r.end - r.start) + 1 + text.length);
+  propertyBytes.copy(out, 0, 0, r.start);
+  out[r.start] = text.length;
+  text.copy(out, r.start + 1);
+  propertyBytes.copy(out, r.start + 1 + text.length, r.end);
+  out.writeUInt16BE(propertyBytes.readUInt16BE(0) | BasicPropertyFlag.replyTo, 0);
   return out;
 }
 

@@ -29,6 +29,7 @@ import { LatencyRecorder, type LatencyExport } from '../metrics/latency.js';
 import { VHost } from './vhost.js';
 import { creditTableSlots } from '../shard/consumer.js';
 import { isDeathCycle } from '../shard/dead-letter.js';
+import { DirectReplies, nodeToken, replyNameToken } from './direct-reply.js';
 
 /** Front→shard bytes waiting outside a full ring before the publishing socket stops being read. */
 const ringPendingPauseBytes = 4 * 1024 * 1024;
@@ -121,6 +122,11 @@ export class Broker implements RemoteLinkHost {
   private flowTimer: NodeJS.Timeout | undefined;
   private readonly confirmChannels = new Set<ConfirmTarget>();
   private readonly regexCache = new Map<string, RegExp>();
+  /** Reply names of the channels consuming from amq.rabbitmq.reply-to (direct-reply.ts). */
+  readonly directReplies: DirectReplies;
+  /** Cluster members' peer listeners and reply-name tokens, for replies to another node's requester. */
+  private readonly peerAddresses = new Map<string, string>();
+  private readonly nodesByReplyToken = new Map<string, string>();
 
   constructor(
     readonly config: BrokerConfig,
@@ -130,6 +136,7 @@ export class Broker implements RemoteLinkHost {
     readonly creditTable: Int32Array = new Int32Array(2 * creditTableSlots),
   ) {
     for (const s of shards) s.out.onDrain = () => this.onShardDrained(s);
+    this.directReplies = new DirectReplies(config.nodeName);
   }
 
   addVhost(name: string): VHost {
@@ -386,8 +393,32 @@ export class Broker implements RemoteLinkHost {
 
   /** A node's peer address changed (it restarted on another port): later dials use the new one. */
   setPeerAddress(node: string, address: string): void {
+    this.peerAddresses.set(node, address);
+    this.nodesByReplyToken.set(nodeToken(node), node);
     const link = this.remoteLinks.get(node);
     if (link !== undefined) link.address = address;
+  }
+
+  /**
+   * A reply to a direct reply-to name (its routing key): to this node's channel, or over the
+   * peer link to the node that made the name. False when it goes nowhere (unroutable).
+   */
+  deliverDirectReply(payload: Buffer): boolean {
+    const name = payload.toString('latin1', 2 + (payload[0] ?? 0), 2 + (payload[0] ?? 0) + (payload[1 + (payload[0] ?? 0)] ?? 0));
+    const local = this.directReplies.target(name);
+    if (local !== undefined) {
+      local.deliverReply(payload);
+      return true;
+    }
+    const token = replyNameToken(name);
+    if (token === undefined || token === this.directReplies.token) return false;
+    const node = this.nodesByReplyToken.get(token);
+    const address = node === undefined ? undefined : this.peerAddresses.get(node);
+    if (node === undefined || address === undefined) return false;
+    const link = this.remoteLink(node, address);
+    if (!link.directReply(payload)) return false;
+    this.noteShardWrite(link, undefined);
+    return true;
   }
 
   /**

@@ -6,7 +6,8 @@
  */
 import { AmqpError } from '../amqp/errors.js';
 import { decodeMethod } from '../amqp/method-codec.js';
-import { decodeContentHeader, peekExpiration, peekHeaders, peekUserId, validateProperties } from '../amqp/content-header.js';
+import { decodeContentHeader, peekExpiration, peekHeaders, peekReplyTo, peekUserId, validateProperties, withReplyTo } from '../amqp/content-header.js';
+import { noReplyConsumer, replyToPrefix, replyToPseudoQueue, type ReplyConsumer } from './direct-reply.js';
 import { FrameType, Method, ReplyCode, classIdOf, isHardError, methodIdOf, methodName } from '../amqp/spec.generated.js';
 import type { AmqpMethod } from '../amqp/spec.generated.js';
 import { PublishFlag } from '../ring/shard-records.js';
@@ -96,6 +97,8 @@ export class Channel {
   /** Slot in the node's shared credit table once a global prefetch is set (-1: none). */
   creditSlot = -1;
   readonly consumers = new Map<string, ConsumerRef>();
+  /** The consumer of amq.rabbitmq.reply-to on this channel, if any (direct-reply.ts). */
+  replyConsumer: ReplyConsumer | undefined;
   /** RabbitMQ's most_recently_declared_queue: what an empty queue name means in get, consume, bind, purge, delete. */
   lastDeclaredQueue = '';
   private nextDeliveryTag = 1;
@@ -249,10 +252,10 @@ export class Channel {
     // a malformed property list is refused here, where the client can be told.
     validateProperties(h.propertyBytes);
     this.checkUserId(h.propertyBytes);
+    const props = peekReplyTo(h.propertyBytes) === replyToPseudoQueue ? this.withReplyName(h.propertyBytes) : h.propertyBytes;
     // Build the payload once, in the layout the shards keep: exchange, routing key, properties, body.
     const exLen = Buffer.byteLength(a.exchange);
     const rkLen = Buffer.byteLength(a.routingKey);
-    const props = h.propertyBytes;
     const bodyStart = 2 + exLen + rkLen + 4 + props.length;
     const buf = Buffer.allocUnsafe(bodyStart + h.bodySize);
     buf[0] = exLen;
@@ -282,6 +285,17 @@ export class Channel {
       basicClassId,
       40,
     );
+  }
+
+  /** A request's reply-to of amq.rabbitmq.reply-to names this channel's reply consumer instead. */
+  private withReplyName(propertyBytes: Buffer): Buffer {
+    const reply = this.replyConsumer;
+    if (reply === undefined) {
+      this.expecting = 'method';
+      this.assembly = undefined;
+      throw noReplyConsumer();
+    }
+    return withReplyTo(propertyBytes, reply.name);
   }
 
   private onContentBody(payload: Buffer): void {
@@ -328,6 +342,10 @@ export class Channel {
     propsEnd: number,
     routingKeys?: readonly string[],
   ): void {
+    if (exchange === '' && routingKeys === undefined && routingKey.startsWith(replyToPrefix)) {
+      this.publishReply(mandatory, payload, propsStart, propsEnd);
+      return;
+    }
     const vhost = this.conn.vhost;
     const routed = this.routed;
     // pop() keeps the array's backing store; `length = 0` would drop it and allocate on every publish.
@@ -354,6 +372,42 @@ export class Channel {
       shard.publish(this.key, seq, flags, queueIds, payload);
       this.broker.noteShardWrite(shard, this.conn);
     }
+  }
+
+  /**
+   * A reply to a direct reply-to name: handed to the requester's channel now (or forwarded to its
+   * node), confirmed at once (nothing is stored), and unroutable when the requester has gone.
+   */
+  private publishReply(mandatory: boolean, payload: Buffer, propsStart: number, propsEnd: number): void {
+    const seq = this.confirmMode || this.txCommit !== undefined ? this.nextPublishSeq++ : 0;
+    if (!this.broker.deliverDirectReply(payload) && mandatory) this.sendReturn(ReplyCode.noRoute, 'NO_ROUTE', payload, propsStart, propsEnd);
+    if (seq !== 0 && this.txCommit === undefined) this.confirmOne(seq, true);
+  }
+
+  /**
+   * A reply for this channel's reply consumer, which does not ack: as RabbitMQ does, it carries
+   * the channel's next delivery tag without using it up, so acked deliveries' tags stay contiguous.
+   */
+  deliverReply(payload: Buffer): void {
+    const reply = this.replyConsumer;
+    if (reply === undefined || this.state !== 'open') return;
+    const exRkEnd = 2 + (payload[0] ?? 0) + (payload[1 + (payload[0] ?? 0)] ?? 0);
+    this.conn.writer.basicDeliver(this.id, reply.tagShortstr, this.nextDeliveryTag, false, payload.subarray(0, exRkEnd));
+    this.writeContent(payload, exRkEnd);
+  }
+
+  /** basic.consume of amq.rabbitmq.reply-to (checked by the caller): the channel gets its reply name. */
+  startReplyConsumer(tag: string, tagShortstr: Buffer): void {
+    assert.ok(this.replyConsumer === undefined, 'one reply consumer per channel');
+    this.replyConsumer = { tag, tagShortstr, name: this.broker.directReplies.open(this) };
+  }
+
+  /** basic.cancel of the reply consumer, or the channel's end: replies to its name are unroutable from now on. */
+  stopReplyConsumer(): void {
+    const reply = this.replyConsumer;
+    if (reply === undefined) return;
+    this.replyConsumer = undefined;
+    this.broker.directReplies.close(reply.name);
   }
 
   private sendReturn(replyCode: number, replyText: string, payload: Buffer, propsStart: number, propsEnd: number): void {
@@ -607,6 +661,7 @@ export class Channel {
     if (this.state === 'closed' || this.cleanedUp) return;
     this.cleanedUp = true;
     for (const c of [...this.consumers.values()]) this.broker.removeConsumer(c, false);
+    this.stopReplyConsumer();
     const refs = [...this.unacked.values()];
     for (const s of this.txSettles) refs.push(...s.refs);
     this.unacked.clear();

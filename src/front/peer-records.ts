@@ -20,6 +20,8 @@
  *   channelFlow      u32 channelKey | u8 active
  *   queueDelete      u32 reqId | u32 queueId          (also queuePurge, queueStat)
  *   channelClosed    u32 channelKey                   (peer-only: drop the proxy channel)
+ *   directReply      payload…                         (peer-only: a reply for a direct reply-to
+ *                                                     name of A's; the routing key names the channel)
  *
  *   A → B (FromShard kinds)
  *   deliver          u32 consumerId | u32 queueId | f64 msgId | u8 redelivered | u32 0 | payload…
@@ -36,5 +38,6 @@ export { FromShard, ToShard } from '../ring/shard-records.js';
 export const PeerRecord = {
   channelClosed: 64,
   failed: 65,
+  directReply: 66,
 } as const;
 

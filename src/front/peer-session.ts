@@ -148,6 +148,8 @@ export class PeerSession implements PeerLinkHandlers, Publisher {
     h.set(ToShard.queuePurge, (r) => this.onQueueRequest(r, 'purge'));
     h.set(ToShard.queueStat, (r) => this.onQueueRequest(r, 'stat'));
     h.set(PeerRecord.channelClosed, (r) => this.onChannelClosed(r));
+    // A reply whose requester is gone meanwhile is dropped, as a local one is when not mandatory.
+    h.set(PeerRecord.directReply, (_r, body) => this.broker.deliverDirectReply(Buffer.from(body)));
   }
 
   // ---- PeerLinkHandlers -----------------------------------------------------

@@ -317,6 +317,14 @@ export class RemoteLink implements QueueLink {
     link.write(ToShard.publish, w.view(), payload);
   }
 
+  /** A reply for a direct reply-to name of that node's (direct-reply.ts); false if the node cannot be reached now. */
+  directReply(payload: Uint8Array): boolean {
+    const link = this.dialled();
+    if (link === undefined) return false;
+    link.write(PeerRecord.directReply, payload);
+    return true;
+  }
+
   consume(consumerId: number, queueId: number, channelKey: number, prefetch: number, noAck: boolean, priority: number, tag: Uint8Array, exclusive = false): void {
     const link = this.dialled();
     if (link === undefined) {

@@ -16,6 +16,7 @@ export function serverProperties(config: BrokerConfig): FieldTable {
     consumer_priorities: bool(true),
     authentication_failure_close: bool(true),
     per_consumer_qos: bool(true),
+    direct_reply_to: bool(true),
   };
   return {
     capabilities: { type: 'F', value: capabilities },

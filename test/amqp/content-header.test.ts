@@ -13,10 +13,12 @@ import {
   peekExpiration,
   peekHeaders,
   peekPriority,
+  peekReplyTo,
   peekTimestamp,
   peekUserId,
   validateProperties,
   withHeaders,
+  withReplyTo,
   withoutExpiration,
 } from '../../src/amqp/content-header.js';
 import { encodeTable, tableFromJs, tableToJs, tablesEqual } from '../../src/amqp/field-table.js';
@@ -120,6 +122,23 @@ test('property: withHeaders replaces only the headers, withoutExpiration drops o
     }),
     { numRuns: 200 },
   );
+});
+
+test('property: withReplyTo sets only the reply-to (direct reply-to rewrites it), peekReplyTo reads it', () => {
+  const replyName = fc.string({ maxLength: 120 }).map((s) => `amq.rabbitmq.reply-to.${s}`).filter((s) => Buffer.byteLength(s) <= 255);
+  fc.assert(
+    fc.property(propertiesArb, replyName, (p, name) => {
+      const pb = encodeProperties(p);
+      assert.equal(peekReplyTo(pb), p.replyTo);
+      const replaced = withReplyTo(pb, name);
+      assert.ok(replaced.equals(encodeProperties({ ...p, replyTo: name })));
+      validateProperties(replaced);
+      assert.equal(peekReplyTo(replaced), name);
+      if (p.replyTo !== undefined) assert.ok(withReplyTo(pb, p.replyTo).equals(pb));
+    }),
+    { numRuns: 200 },
+  );
+  assert.throws(() => withReplyTo(encodeProperties({}), 'x'.repeat(256)), /does not fit a shortstr/);
 });
 
 test('splicing keeps octets the decoder cannot reproduce (timestamp past 2^53, non-UTF-8 strings)', () => {

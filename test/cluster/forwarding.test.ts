@@ -164,6 +164,40 @@ describe('forwarding to a queue led by another node', () => {
     assert.equal(await chA.get('fwd.publish'), false);
   });
 
+  test('a direct reply-to reply published on B reaches the requester on A over the peer link', async () => {
+    // The cluster tells every node its members' peer addresses (cluster-member.ts noteMember).
+    b.node.broker.setPeerAddress(a.name, `127.0.0.1:${a.peer.port}`);
+    const requester = await connA.createChannel();
+    const replies = new Inbox<amqp.ConsumeMessage>();
+    await requester.consume('amq.rabbitmq.reply-to', (m) => m !== null && replies.push(m), { noAck: true });
+    const requests = 'fwd.rpc-requests';
+    await requester.assertQueue(requests, { exclusive: true });
+    for (let i = 0; i < 3; i++) requester.sendToQueue(requests, Buffer.from(`q${i}`), { replyTo: 'amq.rabbitmq.reply-to', correlationId: `c${i}` });
+    const responder = await connB.createConfirmChannel();
+    const returns = new Inbox<amqp.Message>();
+    responder.on('return', returns.push);
+    for (let i = 0; i < 3; i++) {
+      const request = await waitFor(async () => {
+        const m = await chA.get(requests, { noAck: true });
+        return m === false ? undefined : m;
+      }, `request ${i} on A`);
+      responder.sendToQueue(String(request.properties.replyTo), Buffer.from(`re:${request.content.toString()}`), { correlationId: request.properties.correlationId, mandatory: true });
+    }
+    await within(responder.waitForConfirms(), 'confirms of the replies on B');
+    const got = await replies.atLeast(3, 'three replies forwarded from B');
+    assert.deepEqual(got.map((m) => [m.content.toString(), m.properties.correlationId]), [['re:q0', 'c0'], ['re:q1', 'c1'], ['re:q2', 'c2']]);
+    assert.ok(got.every((m) => m.fields.exchange === '' && String(m.fields.routingKey).startsWith('amq.rabbitmq.reply-to.')));
+    // A name of B's own that nobody holds is unroutable on B itself.
+    const stray = `amq.rabbitmq.reply-to.${b.node.broker.directReplies.token}.gone`;
+    responder.sendToQueue(stray, Buffer.from('stray'), { mandatory: true });
+    await within(responder.waitForConfirms(), 'the confirm of the stray reply');
+    const [returned] = await returns.atLeast(1, 'the return of the stray reply');
+    assert.equal(returned?.fields.routingKey, stray);
+    assert.equal(returns.items.length, 1, 'the forwarded replies were routed');
+    await responder.close();
+    await requester.close();
+  });
+
   test('passive declare on B answers with the leader counts', async () => {
     for (let i = 0; i < 3; i++) chA.sendToQueue('fwd.get', Buffer.from(`g${i}`));
     await waitFor(async () => (await readyOnA('fwd.get')) === 3, '3 ready on A');

@@ -46,6 +46,8 @@ describe('connection and channels', () => {
         'connection.blocked',
         'authentication_failure_close',
         'per_consumer_qos',
+        'consumer_priorities',
+        'direct_reply_to',
       ]) {
         assert.equal(caps[name], true, `capability ${name}`);
       }

@@ -6,6 +6,7 @@ import { Method, ReplyCode } from '../../amqp/spec.generated.js';
 import { queueLabel, typeNames } from '../queue-args.js';
 import { noExchange } from './exchange-methods.js';
 import { usableQueue } from './queue-methods.js';
+import { replyConsumerAlreadySet, replyConsumerMustNotAck, replyToPseudoQueue } from '../direct-reply.js';
 import { on, type HandlerTable } from './types.js';
 
 function serverConsumerTag(): string {
@@ -32,10 +33,19 @@ export function registerBasicMethods(t: HandlerTable): void {
   });
 
   on(t, Method.BasicConsume, (ch, a) => {
+    if (a.queue === replyToPseudoQueue) {
+      if (!a.noAck) throw replyConsumerMustNotAck();
+      if (ch.replyConsumer !== undefined) throw replyConsumerAlreadySet();
+      const tag = a.consumerTag === '' ? serverConsumerTag() : a.consumerTag;
+      if (ch.consumers.has(tag)) throw new AmqpError(ReplyCode.notAllowed, `NOT_ALLOWED - attempt to reuse consumer tag '${tag}'`, 60, 20);
+      if (!a.nowait) ch.conn.sendMethod(ch.id, { id: Method.BasicConsumeOk, args: { consumerTag: tag } });
+      ch.startReplyConsumer(tag, encodeShortstr(tag));
+      return;
+    }
     const q = usableQueue(ch, a.queue, 60, 20);
     ch.broker.authorize(ch.conn, 'read', 'queue', q.name);
     const tag = a.consumerTag === '' ? serverConsumerTag() : a.consumerTag;
-    if (ch.consumers.has(tag)) {
+    if (ch.consumers.has(tag) || ch.replyConsumer?.tag === tag) {
       throw new AmqpError(ReplyCode.notAllowed, `NOT_ALLOWED - attempt to reuse consumer tag '${tag}'`, 60, 20);
     }
     const exclusiveHolder = [...q.consumers].some((c) => c.exclusive);
@@ -59,6 +69,7 @@ export function registerBasicMethods(t: HandlerTable): void {
   on(t, Method.BasicCancel, (ch, a) => {
     const c = ch.consumers.get(a.consumerTag);
     if (c !== undefined) ch.broker.removeConsumer(c, false);
+    else if (ch.replyConsumer?.tag === a.consumerTag) ch.stopReplyConsumer();
     if (!a.nowait) ch.conn.sendMethod(ch.id, { id: Method.BasicCancelOk, args: { consumerTag: a.consumerTag } });
   });
 
