@@ -42,6 +42,7 @@ async function main(): Promise<void> {
   // The one line scripts and tests wait for: the node accepts connections at this address.
   // Printed after the handlers are in place, so a SIGTERM sent on seeing it stops the node cleanly.
   process.stdout.write(`${node.url}\n`);
+  if (node.tlsUrl !== undefined) process.stdout.write(`${node.tlsUrl}\n`);
 }
 
 main().catch((err: unknown) => {

@@ -28,7 +28,7 @@ export interface ManagementOptions {
   prometheusPort: ListenerPort;
   wsPort: ListenerPort;
   dataDir: string;
-  amqp: { host: string; port: number };
+  amqp: { host: string; port: number; tlsPort?: number | undefined };
   /** Rings the broker does not hold (shard→front readers), for the ring gauges. */
   rings?: readonly RingGauge[];
 }
@@ -59,6 +59,8 @@ async function tryListen(start: () => Promise<Listener>, log: Logger): Promise<L
 export async function startManagement(broker: Broker, opts: ManagementOptions, log: Logger): Promise<Management> {
   const facts = new NodeFacts(broker, opts.dataDir, opts.rings ?? []);
   facts.listeners.push({ protocol: 'amqp', port: opts.amqp.port, ip: opts.amqp.host });
+  // RabbitMQ's name for its TLS listener.
+  if (opts.amqp.tlsPort !== undefined) facts.listeners.push({ protocol: 'amqp/ssl', port: opts.amqp.tlsPort, ip: opts.amqp.host });
   const sampler = new StatsSampler(broker);
   const m: Mgmt = { broker, sampler, facts, log };
   const host = opts.host;

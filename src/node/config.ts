@@ -54,7 +54,17 @@ export interface NodeConfig {
   advertiseHost: string;
   /** TTL of this node's membership lease in etcd: a silent node is declared gone after it. */
   leaseMs: number;
+  /** AMQPS listener (AMQP over TLS, RabbitMQ's 5671), on --host; needs tlsCert and tlsKey. */
+  tlsPort: ListenerPort;
+  /** PEM files: the node's certificate (chain), its private key, and the CAs that client certificates must chain to. */
+  tlsCert: string;
+  tlsKey: string;
+  tlsCa: string;
+  /** Client certificates: none (not asked), peer (verified when sent: RabbitMQ's verify_peer), require (also fail_if_no_peer_cert). */
+  tlsVerify: string;
 }
+
+export const tlsVerifyModes = ['none', 'peer', 'require'] as const;
 
 /** A listener's port: 0 picks a free one; 'off' runs the node without that listener. */
 export type ListenerPort = number | 'off';
@@ -95,6 +105,11 @@ const options: Option[] = [
   { flag: 'bind-host', env: 'WARREN_BIND_HOST', key: 'bindHost', kind: 'string', help: 'address of the peer and replication listeners (default: --host)' },
   { flag: 'advertise-host', env: 'WARREN_ADVERTISE_HOST', key: 'advertiseHost', kind: 'string', help: 'address other nodes use to reach this one (default: the bind address)' },
   { flag: 'lease-ms', env: 'WARREN_LEASE_MS', key: 'leaseMs', kind: 'int', help: "TTL of the node's etcd membership lease: a silent node is failed over after it (default 3000)" },
+  { flag: 'tls-port', env: 'WARREN_TLS_PORT', key: 'tlsPort', kind: 'port', help: "AMQPS (TLS) port, RabbitMQ's is 5671; needs --tls-cert and --tls-key; 0 picks a free one (default off)" },
+  { flag: 'tls-cert', env: 'WARREN_TLS_CERT', key: 'tlsCert', kind: 'string', help: "PEM file of the node's certificate, chain after it" },
+  { flag: 'tls-key', env: 'WARREN_TLS_KEY', key: 'tlsKey', kind: 'string', help: "PEM file of the certificate's private key" },
+  { flag: 'tls-ca', env: 'WARREN_TLS_CA', key: 'tlsCa', kind: 'string', help: 'PEM file of the CAs client certificates must chain to (for --tls-verify)' },
+  { flag: 'tls-verify', env: 'WARREN_TLS_VERIFY', key: 'tlsVerify', kind: 'string', help: 'client certificates: none | peer (verified if sent) | require (default none)' },
 ];
 
 export function defaultConfig(): NodeConfig {
@@ -128,6 +143,11 @@ export function defaultConfig(): NodeConfig {
     bindHost: '',
     advertiseHost: '',
     leaseMs: 3000,
+    tlsPort: 'off',
+    tlsCert: '',
+    tlsKey: '',
+    tlsCa: '',
+    tlsVerify: 'none',
   };
 }
 
@@ -212,7 +232,7 @@ function validate(c: NodeConfig): void {
   if (c.segmentBytes < 1024 * 1024) throw new ConfigError(`--segment-bytes must be at least 1048576, got ${c.segmentBytes}`);
   if (!isLogLevel(c.logLevel)) throw new ConfigError(`--log-level must be debug, info, warn or error, got '${c.logLevel}'`);
   if (c.port > 65535) throw new ConfigError(`--port must be at most 65535, got ${c.port}`);
-  for (const [flag, p] of [['mgmt-port', c.mgmtPort], ['prometheus-port', c.prometheusPort], ['ws-port', c.wsPort]] as const) {
+  for (const [flag, p] of [['mgmt-port', c.mgmtPort], ['prometheus-port', c.prometheusPort], ['ws-port', c.wsPort], ['tls-port', c.tlsPort]] as const) {
     if (p !== 'off' && p > 65535) throw new ConfigError(`--${flag} must be at most 65535 or 'off', got ${p}`);
   }
   for (const [flag, p] of [['peer-port', c.peerPort], ['repl-port', c.replPort]] as const) {
@@ -224,6 +244,11 @@ function validate(c: NodeConfig): void {
   if (c.frameMaxBytes < 4096) throw new ConfigError(`--frame-max must be at least 4096, got ${c.frameMaxBytes}`);
   if (c.channelMax < 1 || c.channelMax > 65535) throw new ConfigError(`--channel-max must be between 1 and 65535, got ${c.channelMax}`);
   if (c.heartbeatS > 65535) throw new ConfigError(`--heartbeat must be at most 65535, got ${c.heartbeatS}`);
+  if (!(tlsVerifyModes as readonly string[]).includes(c.tlsVerify)) throw new ConfigError(`--tls-verify must be none, peer or require, got '${c.tlsVerify}'`);
+  if (c.tlsPort !== 'off') {
+    if (c.tlsCert === '' || c.tlsKey === '') throw new ConfigError('--tls-port needs --tls-cert and --tls-key (PEM files)');
+    if (c.tlsVerify !== 'none' && c.tlsCa === '') throw new ConfigError(`--tls-verify ${c.tlsVerify} needs --tls-ca: the CAs client certificates must chain to`);
+  }
   if (c.ringBytes < 65536 || (c.ringBytes & (c.ringBytes - 1)) !== 0) {
     throw new ConfigError(`--ring-bytes must be a power of two of at least 65536, got ${c.ringBytes}`);
   }

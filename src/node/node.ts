@@ -28,6 +28,7 @@ import { StartError } from './start-error.js';
 import { acquireDataDirLock } from './data-dir-lock.js';
 import { ClusterMember } from './cluster-member.js';
 import { startPeerListener } from '../front/peer-session.js';
+import { loadTlsSettings, startTlsListener, type TlsVerify } from '../front/tls-listener.js';
 import { startReplicatorWorker, type ShardReplicatorRings } from '../replication/worker-client.js';
 
 export interface RunningNode {
@@ -35,6 +36,8 @@ export interface RunningNode {
   readonly host: string;
   readonly port: number;
   readonly url: string;
+  /** amqps://HOST:PORT when the TLS listener is on (--tls-port). */
+  readonly tlsUrl: string | undefined;
   readonly log: Logger;
   stop(): Promise<void>;
 }
@@ -100,6 +103,11 @@ async function startShard(
 }
 
 export async function startNode(config: NodeConfig, log: Logger = createLogger(config.logLevel)): Promise<RunningNode> {
+  // Certificate files are read first: a wrong path should stop the node before it takes its data directory.
+  const tls =
+    config.tlsPort === 'off'
+      ? undefined
+      : loadTlsSettings({ certFile: config.tlsCert, keyFile: config.tlsKey, caFile: config.tlsCa, verify: config.tlsVerify as TlsVerify });
   mkdirSync(config.dataDir, { recursive: true });
   // Before anything reads or writes the directory: a second node on it would corrupt both.
   const lock = await acquireDataDirLock(config.dataDir, log);
@@ -186,7 +194,11 @@ export async function startNode(config: NodeConfig, log: Logger = createLogger(c
   await once(server, 'listening');
   const addr = server.address();
   const port = typeof addr === 'object' && addr !== null ? addr.port : config.port;
-  const url = `amqp://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  const hostInUrl = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `amqp://${hostInUrl}:${port}`;
+  const tlsListener = tls === undefined || config.tlsPort === 'off' ? undefined : await startTlsListener(broker, tls, config.host, config.tlsPort, log);
+  const tlsUrl = tlsListener === undefined ? undefined : `amqps://${hostInUrl}:${tlsListener.port}`;
+  if (tlsUrl !== undefined) log.info(`AMQPS (TLS) listener at ${tlsUrl}, client certificates: ${config.tlsVerify}`);
   if (replicator !== undefined && peer !== undefined) {
     const advertise = config.advertiseHost !== '' ? config.advertiseHost : bindHost;
     if (isUnspecifiedAddress(advertise)) {
@@ -213,7 +225,7 @@ export async function startNode(config: NodeConfig, log: Logger = createLogger(c
   }
   const mgmt = await startManagement(
     broker,
-    { host: config.mgmtHost, mgmtPort: config.mgmtPort, prometheusPort: config.prometheusPort, wsPort: config.wsPort, dataDir: config.dataDir, amqp: { host: config.host, port }, rings: threads.map((t) => t.reader) },
+    { host: config.mgmtHost, mgmtPort: config.mgmtPort, prometheusPort: config.prometheusPort, wsPort: config.wsPort, dataDir: config.dataDir, amqp: { host: config.host, port, tlsPort: tlsListener?.port }, rings: threads.map((t) => t.reader) },
     log,
   );
   log.info(`warren ${config.nodeName} started with ${config.shards} shard(s), data in ${config.dataDir}${mgmt.url === undefined ? '' : `, management at ${mgmt.url}`}`);
@@ -227,6 +239,7 @@ export async function startNode(config: NodeConfig, log: Logger = createLogger(c
       await member?.stop();
       await peer?.close();
       server.close();
+      tlsListener?.close();
       mgmt.close();
       await admin.close();
       for (const c of [...broker.connections]) {
@@ -252,5 +265,5 @@ export async function startNode(config: NodeConfig, log: Logger = createLogger(c
     return stopping;
   };
 
-  return { broker, host: config.host, port, url, log, stop };
+  return { broker, host: config.host, port, url, tlsUrl, log, stop };
 }
