@@ -12,4 +12,6 @@ export interface BrokerConfig {
   loopbackUsers: string[];
   clusterName: string;
   nodeName: string;
+  /** RabbitMQ's consumer_timeout: a channel holding a delivery unacked this long is closed (0: never). */
+  consumerTimeoutMs: number;
 }

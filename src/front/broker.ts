@@ -39,6 +39,12 @@ const ringPendingBlockBytes = 32 * 1024 * 1024;
 const flowCheckMs = 2;
 /** Longest single flow pause: publishers make progress even if a consumer stalls. */
 const flowPauseMaxMs = 50;
+/**
+ * The consumer timeout is checked every quarter of it, within these bounds: RabbitMQ checks once
+ * a minute; a test's short timeout is still checked promptly, and a long one costs one pass a minute.
+ */
+const consumerTimeoutCheckMinMs = 50;
+const consumerTimeoutCheckMaxMs = 60_000;
 
 /** What the front asks of the cluster for queues (node/cluster-member.ts implements it). */
 export interface ClusterQueues {
@@ -137,6 +143,25 @@ export class Broker implements RemoteLinkHost {
   ) {
     for (const s of shards) s.out.onDrain = () => this.onShardDrained(s);
     this.directReplies = new DirectReplies(config.nodeName);
+    if (config.consumerTimeoutMs > 0) {
+      const checkMs = Math.min(consumerTimeoutCheckMaxMs, Math.max(consumerTimeoutCheckMinMs, Math.floor(config.consumerTimeoutMs / 4)));
+      setInterval(() => this.checkDeliveryTimeouts(), checkMs).unref();
+    }
+  }
+
+  /** Every channel's oldest unacked delivery against the consumer timeout (a tick, not a timer per delivery). */
+  private checkDeliveryTimeouts(): void {
+    const nowMs = performance.now();
+    const timeoutMs = this.config.consumerTimeoutMs;
+    let closed = false;
+    for (const conn of this.connections) {
+      for (const ch of conn.channels.values()) {
+        if (ch.unacked.size === 0) continue;
+        ch.checkDeliveryTimeout(nowMs, timeoutMs);
+        closed ||= ch.state !== 'open';
+      }
+    }
+    if (closed) this.flushAll();
   }
 
   addVhost(name: string): VHost {

@@ -42,6 +42,8 @@ export interface UnackedRef {
   readonly shard: QueueLink;
   readonly queueId: number;
   readonly msgId: number;
+  /** performance.now() when delivered: the consumer timeout counts from it. */
+  readonly deliveredAtMs: number;
 }
 
 interface TxPublish {
@@ -513,7 +515,7 @@ export class Channel {
   /** Writes basic.deliver + header + body for a message a shard handed to one of our consumers. */
   deliver(c: ConsumerRef, shard: QueueLink, queueId: number, msgId: number, redelivered: boolean, payload: Buffer): void {
     const tag = this.nextDeliveryTag++;
-    if (!c.noAck) this.unacked.set(tag, { tag, shard, queueId, msgId });
+    if (!c.noAck) this.unacked.set(tag, { tag, shard, queueId, msgId, deliveredAtMs: performance.now() });
     const exRkEnd = 2 + (payload[0] ?? 0) + (payload[1 + (payload[0] ?? 0)] ?? 0);
     this.conn.writer.basicDeliver(this.id, c.tagShortstr, tag, redelivered, payload.subarray(0, exRkEnd));
     this.writeContent(payload, exRkEnd);
@@ -521,7 +523,7 @@ export class Channel {
 
   deliverGetOk(shard: QueueLink, queueId: number, msgId: number, redelivered: boolean, messageCount: number, noAck: boolean, payload: Buffer): void {
     const tag = this.nextDeliveryTag++;
-    if (!noAck) this.unacked.set(tag, { tag, shard, queueId, msgId });
+    if (!noAck) this.unacked.set(tag, { tag, shard, queueId, msgId, deliveredAtMs: performance.now() });
     const exRkEnd = 2 + (payload[0] ?? 0) + (payload[1 + (payload[0] ?? 0)] ?? 0);
     this.conn.writer.basicGetOk(this.id, tag, redelivered, payload.subarray(0, exRkEnd), messageCount);
     this.writeContent(payload, exRkEnd);
@@ -626,6 +628,26 @@ export class Channel {
   retireUnacked(link: QueueLink, retired: QueueLink): void {
     for (const [tag, u] of this.unacked) if (u.shard === link) this.unacked.set(tag, { ...u, shard: retired });
     for (const s of this.txSettles) s.refs = s.refs.map((u) => (u.shard === link ? { ...u, shard: retired } : u));
+  }
+
+  /**
+   * RabbitMQ's consumer timeout: a delivery unacked for timeoutMs closes the channel with 406
+   * (its unacked deliveries go back to their queues). The oldest delivery is the first in
+   * unacked (tags grow); after a tx.rollback puts older ones back it may not be, which only
+   * delays the check to a later one.
+   */
+  checkDeliveryTimeout(nowMs: number, timeoutMs: number): void {
+    if (this.state !== 'open') return;
+    for (const u of this.unacked.values()) {
+      if (nowMs - u.deliveredAtMs < timeoutMs) return;
+      this.closeWithError(
+        ReplyCode.preconditionFailed,
+        `PRECONDITION_FAILED - delivery acknowledgement on channel ${this.id} timed out. Timeout value used: ${timeoutMs} ms. This timeout value can be configured, see consumers doc guide to learn more`,
+        0,
+        0,
+      );
+      return;
+    }
   }
 
   // ---- close ------------------------------------------------------------------

@@ -62,6 +62,8 @@ export interface NodeConfig {
   tlsCa: string;
   /** Client certificates: none (not asked), peer (verified when sent: RabbitMQ's verify_peer), require (also fail_if_no_peer_cert). */
   tlsVerify: string;
+  /** RabbitMQ's consumer_timeout (ms): a channel with a delivery unacked this long is closed with 406; 0 never. */
+  consumerTimeoutMs: number;
 }
 
 export const tlsVerifyModes = ['none', 'peer', 'require'] as const;
@@ -105,6 +107,7 @@ const options: Option[] = [
   { flag: 'bind-host', env: 'WARREN_BIND_HOST', key: 'bindHost', kind: 'string', help: 'address of the peer and replication listeners (default: --host)' },
   { flag: 'advertise-host', env: 'WARREN_ADVERTISE_HOST', key: 'advertiseHost', kind: 'string', help: 'address other nodes use to reach this one (default: the bind address)' },
   { flag: 'lease-ms', env: 'WARREN_LEASE_MS', key: 'leaseMs', kind: 'int', help: "TTL of the node's etcd membership lease: a silent node is failed over after it (default 3000)" },
+  { flag: 'consumer-timeout-ms', env: 'WARREN_CONSUMER_TIMEOUT_MS', key: 'consumerTimeoutMs', kind: 'int', help: "close a channel whose delivery stays unacked this long, as RabbitMQ's consumer_timeout; 0 never (default 1800000)" },
   { flag: 'tls-port', env: 'WARREN_TLS_PORT', key: 'tlsPort', kind: 'port', help: "AMQPS (TLS) port, RabbitMQ's is 5671; needs --tls-cert and --tls-key; 0 picks a free one (default off)" },
   { flag: 'tls-cert', env: 'WARREN_TLS_CERT', key: 'tlsCert', kind: 'string', help: "PEM file of the node's certificate, chain after it" },
   { flag: 'tls-key', env: 'WARREN_TLS_KEY', key: 'tlsKey', kind: 'string', help: "PEM file of the certificate's private key" },
@@ -148,6 +151,7 @@ export function defaultConfig(): NodeConfig {
     tlsKey: '',
     tlsCa: '',
     tlsVerify: 'none',
+    consumerTimeoutMs: 30 * 60 * 1000,
   };
 }
 

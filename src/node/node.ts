@@ -141,6 +141,7 @@ export async function startNode(config: NodeConfig, log: Logger = createLogger(c
       loopbackUsers: config.loopbackUsers,
       clusterName: config.clusterName,
       nodeName: config.nodeName,
+      consumerTimeoutMs: config.consumerTimeoutMs,
     },
     links,
     log,
