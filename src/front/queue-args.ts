@@ -10,7 +10,12 @@ import type { OverflowMode, QueueConfig } from '../shard/queue-config.js';
 
 const integerTypes = new Set(['b', 'B', 's', 'u', 'I', 'i', 'l']);
 const overflowModes = new Set<string>(['drop-head', 'reject-publish', 'reject-publish-dlx']);
-const queueTypes = new Set(['classic', 'quorum', 'stream']);
+/**
+ * Streams are not implemented: a stream declared as a queue would hand out and delete messages
+ * like a queue, silently unlike RabbitMQ's append-only log, so it is refused as RabbitMQ refuses
+ * a type it does not know.
+ */
+const queueTypes = new Set(['classic', 'quorum']);
 const maxPriorityLimit = 255;
 
 /** RabbitMQ's names for field types, as they appear in its error texts. */

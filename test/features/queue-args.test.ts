@@ -34,6 +34,9 @@ describe('malformed queue arguments', () => {
     ['a dead-letter routing key without a DLX', { 'x-dead-letter-routing-key': 'rk' }, (q) => `invalid arg 'x-dead-letter-routing-key' for queue '${q}' in vhost '/': routing_key_but_no_dlx_defined`],
     ['a non-boolean x-single-active-consumer', { 'x-single-active-consumer': 'yes' }, (q) => `invalid arg 'x-single-active-consumer' for queue '${q}' in vhost '/': {unacceptable_type,longstr}`],
     ['a DLX that is not a string', { 'x-dead-letter-exchange': 7 }, (q) => `invalid type 'byte' for arg 'x-dead-letter-exchange' in queue '${q}' in vhost '/'`],
+    ['a queue type nobody knows', { 'x-queue-type': 'foo' }, (q) => `invalid arg 'x-queue-type' for queue '${q}' in vhost '/': "unsupported queue type 'foo'"`],
+    // Streams are not implemented: refused rather than run as a queue, whose consumers would take messages away.
+    ['a stream', { 'x-queue-type': 'stream' }, (q) => `invalid arg 'x-queue-type' for queue '${q}' in vhost '/': "unsupported queue type 'stream'"`],
   ];
 
   for (const [what, args, text] of cases) {
