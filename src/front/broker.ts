@@ -211,10 +211,19 @@ export class Broker implements RemoteLinkHost {
   // ---- access control ---------------------------------------------------------
 
   authenticate(username: string, password: string, remoteAddress: string): User | undefined {
-    const user = this.users.authenticate(username, password);
+    return this.allowedFrom(this.users.authenticate(username, password), remoteAddress);
+  }
+
+  /** The user a verified client certificate names (the EXTERNAL mechanism), with the loopback rule applied. */
+  certificateUser(username: string, remoteAddress: string): User | undefined {
+    return this.allowedFrom(this.users.find(username), remoteAddress);
+  }
+
+  /** RabbitMQ's loopback_users: those users log in from localhost only. */
+  private allowedFrom(user: User | undefined, remoteAddress: string): User | undefined {
     if (user === undefined) return undefined;
-    if (this.config.loopbackUsers.includes(username) && !isLoopback(remoteAddress)) {
-      this.log.warn(`user '${username}' can only connect via localhost (refused from ${remoteAddress})`);
+    if (this.config.loopbackUsers.includes(user.name) && !isLoopback(remoteAddress)) {
+      this.log.warn(`user '${user.name}' can only connect via localhost (refused from ${remoteAddress})`);
       return undefined;
     }
     return user;

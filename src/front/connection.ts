@@ -166,7 +166,8 @@ export class Connection {
         versionMajor: 0,
         versionMinor: 9,
         serverProperties: serverProperties(this.broker.config),
-        mechanisms: 'PLAIN AMQPLAIN',
+        // EXTERNAL only where a verified client certificate can name the user.
+        mechanisms: this.transport.peerCertificateName === undefined ? 'PLAIN AMQPLAIN' : 'PLAIN AMQPLAIN EXTERNAL',
         locales: 'en_US',
       },
     });
@@ -290,12 +291,20 @@ export class Connection {
       };
     }
     let creds: { username: string; password: string } | undefined;
+    let user: User | undefined;
     if (mechanism === 'PLAIN') creds = parsePlain(response);
     else if (mechanism === 'AMQPLAIN') creds = parseAmqplain(response);
-    else {
+    else if (mechanism !== 'EXTERNAL') {
       throw AmqpError.of(ReplyCode.commandInvalid, `unknown authentication mechanism '${mechanism}'`, 10, 11);
     }
-    const user = creds === undefined ? undefined : this.broker.authenticate(creds.username, creds.password, this.transport.remoteAddress);
+    if (mechanism === 'EXTERNAL') {
+      // The certificate is the credential: the user it names must exist; no password is checked.
+      const name = this.transport.peerCertificateName;
+      creds = name === undefined ? undefined : { username: name, password: '' };
+      user = name === undefined ? undefined : this.broker.certificateUser(name, this.transport.remoteAddress);
+    } else if (creds !== undefined) {
+      user = this.broker.authenticate(creds.username, creds.password, this.transport.remoteAddress);
+    }
     if (user === undefined) {
       const name = creds?.username ?? '';
       this.broker.log.warn(`connection ${this.name}: login refused for user '${name}' (mechanism ${mechanism})`);

@@ -76,6 +76,11 @@ export class UserStore {
   }
 
   /** The user if the password matches; undefined otherwise (unknown user or wrong password). */
+  /** The user, or undefined: for a login whose credential is not a password (EXTERNAL). */
+  find(name: string): User | undefined {
+    return this.users.get(name);
+  }
+
   authenticate(name: string, password: string): User | undefined {
     const u = this.users.get(name);
     if (u === undefined) return undefined;

@@ -12,7 +12,8 @@ import { connect as tcpConnect } from 'node:net';
 import { once } from 'node:events';
 import amqp from 'amqplib';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
-import { within } from '../helpers/amqp-expect.js';
+import { nextError, within } from '../helpers/amqp-expect.js';
+import { ctlOk } from '../helpers/warrenctl.js';
 
 const fixtures = new URL('../../../test/fixtures/tls/', import.meta.url).pathname;
 const pem = (name: string): Buffer => readFileSync(`${fixtures}${name}`);
@@ -128,6 +129,51 @@ describe('AMQPS client certificates', () => {
     } finally {
       assert.equal(await broker.stop(), 0);
     }
+  });
+});
+
+describe('EXTERNAL: the client certificate as the login', () => {
+  let broker: TestBroker;
+  let url: string;
+  const clientTls = { ca: [pem('ca.pem')], cert: pem('client.pem'), key: pem('client.key') };
+  before(async () => {
+    broker = await startBroker({ args: [...serverArgs, '--tls-verify', 'peer', '--tls-ca', `${fixtures}ca.pem`] });
+    url = await amqpsUrl(broker);
+  });
+  after(async () => {
+    assert.equal(await broker.stop(), 0);
+  });
+
+  test('a user named as the certificate\'s CN logs in with EXTERNAL, no password, with that user\'s permissions', async () => {
+    await ctlOk(broker.dataDir, 'add_user', 'warren-test-client', 'unused-password');
+    await ctlOk(broker.dataDir, 'set_permissions', '-p', '/', 'warren-test-client', '^cert\\.', '^cert\\.', '^cert\\.');
+    const conn = await amqp.connect(url, { ...clientTls, credentials: amqp.credentials.external() });
+    const tuned = conn.connection as unknown as { serverProperties: unknown };
+    assert.ok(tuned.serverProperties !== undefined);
+    const ch = await conn.createChannel();
+    await ch.assertQueue('cert.q', { exclusive: true });
+    await conn.close();
+    await broker.waitForLog(/accepted connection 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+ \(user 'warren-test-client', vhost '\/'\)/);
+    // The user's permissions apply: another queue name is refused.
+    const again = await amqp.connect(url, { ...clientTls, credentials: amqp.credentials.external() });
+    const denied = await again.createChannel();
+    const error = nextError(denied);
+    await denied.assertQueue('other.q', { exclusive: true }).catch(() => undefined);
+    assert.equal((await within(error, 'the 403')).code, 403);
+    await again.close();
+  });
+
+  test('EXTERNAL is refused when no user has the certificate\'s name, and is not offered without a client certificate', async () => {
+    await ctlOk(broker.dataDir, 'delete_user', 'warren-test-client').catch(() => undefined);
+    const refused = await refusedConnect(url, { ...clientTls, credentials: amqp.credentials.external() });
+    assert.match(refused, /ACCESS_REFUSED - Login was refused using authentication mechanism EXTERNAL/);
+    await broker.waitForLog(/login refused for user 'warren-test-client' \(mechanism EXTERNAL\)/);
+    // Without a certificate the mechanism is not offered, and a client that tries it anyway is refused.
+    const noCert = await refusedConnect(url, { ca: [pem('ca.pem')], credentials: amqp.credentials.external() });
+    assert.match(noCert, /EXTERNAL|ACCESS_REFUSED/);
+    // PLAIN still works on the same listener.
+    const conn = await amqp.connect(url, { ca: [pem('ca.pem')] });
+    await conn.close();
   });
 });
 
