@@ -120,7 +120,7 @@ describe('foreign clients', () => {
     await assertCleanedUp([`${prefix}.q`], `${prefix}.ex`);
   });
 
-  test('Java client: confirms, returns, field-table types, get, nack, qos + consume, cancel notify, tx, errors', async () => {
+  test('Java client: confirms, returns, field-table types, get, nack, qos + consume, cancel notify, tx, RpcClient over direct reply-to, errors', async () => {
     requirePeer(debianJava, 'default-jre-headless');
     requirePeer(javaClientJar, 'librabbitmq-client-java');
     requirePeer(slf4jApiJar, 'libslf4j-java');
@@ -170,6 +170,7 @@ describe('foreign clients', () => {
       cancel_ok: true,
       cancel_notify: { notified: true, consumer_tag: `${prefix}.doomed-ctag`, deleted_messages: 0, channel_open: true },
       tx: { body: 'committed', remaining: 0 },
+      direct_reply_to: { reply: 'pong:ping', reply_name_given: true },
       passive_missing_queue: {
         ...channelClosed,
         text: `NOT_FOUND - no queue '${prefix}.missing' in vhost '/'`,

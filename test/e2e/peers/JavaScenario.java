@@ -13,9 +13,12 @@ import com.rabbitmq.client.Channel;
 import com.rabbitmq.client.Connection;
 import com.rabbitmq.client.ConnectionFactory;
 import com.rabbitmq.client.DefaultConsumer;
+import com.rabbitmq.client.Delivery;
 import com.rabbitmq.client.Envelope;
 import com.rabbitmq.client.GetResponse;
 import com.rabbitmq.client.LongString;
+import com.rabbitmq.client.RpcClient;
+import com.rabbitmq.client.RpcServer;
 import com.rabbitmq.client.impl.LongStringHelper;
 import com.rabbitmq.client.ShutdownSignalException;
 import java.io.IOException;
@@ -166,6 +169,33 @@ public class JavaScenario {
         GetResponse committed = tx.basicGet(queue, true);
         seen.put("tx", map("body", new String(committed.getBody(), StandardCharsets.UTF_8), "remaining", committed.getMessageCount()));
         tx.close();
+
+        // Direct reply-to through the client's own RPC classes: RpcClient's default reply-to is amq.rabbitmq.reply-to.
+        Channel serverCh = conn.createChannel();
+        String rpcQueue = prefix + ".rpc";
+        serverCh.queueDeclare(rpcQueue, false, true, true, null);
+        String[] requestReplyTo = new String[1];
+        RpcServer rpcServer = new RpcServer(serverCh, rpcQueue) {
+            @Override
+            public byte[] handleCall(Delivery request, AMQP.BasicProperties replyProperties) {
+                requestReplyTo[0] = request.getProperties().getReplyTo();
+                return ("pong:" + new String(request.getBody(), StandardCharsets.UTF_8)).getBytes(StandardCharsets.UTF_8);
+            }
+        };
+        Thread serverThread = new Thread(() -> {
+            try {
+                rpcServer.mainloop();
+            } catch (IOException e) {
+                // the scenario's own close ends the loop
+            }
+        });
+        serverThread.setDaemon(true);
+        serverThread.start();
+        RpcClient rpc = new RpcClient(conn.createChannel(), "", rpcQueue, 5000);
+        String rpcReply = rpc.stringCall("ping");
+        seen.put("direct_reply_to", map("reply", rpcReply, "reply_name_given", requestReplyTo[0] != null && requestReplyTo[0].startsWith("amq.rabbitmq.reply-to.")));
+        rpc.close();
+        rpcServer.terminateMainloop();
 
         seen.put("passive_missing_queue", channelError(ch, c -> c.queueDeclarePassive(prefix + ".missing")));
         Channel probe = conn.createChannel();
