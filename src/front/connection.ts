@@ -57,6 +57,8 @@ export class Connection {
   readonly writer = new FrameWriter();
   readonly channels = new Map<number, Channel>();
   user: User | undefined;
+  /** The SASL mechanism the client logged in with ('' before it did). */
+  authMechanism = '';
   vhostName = '';
   clientProperties: FieldTable = {};
   capabilities: ClientCapabilities = { connectionBlocked: false, authFailureClose: false, consumerCancelNotify: false };
@@ -312,6 +314,7 @@ export class Connection {
       throw AmqpError.of(ReplyCode.accessRefused, `Login was refused using authentication mechanism ${mechanism}. For details see the broker logfile.`);
     }
     this.user = user;
+    this.authMechanism = mechanism;
     this.state = 'tune';
     this.sendMethod(0, {
       id: Method.ConnectionTune,

@@ -14,6 +14,8 @@ export interface Transport {
    * (undefined otherwise): the login of the EXTERNAL mechanism.
    */
   readonly peerCertificateName?: string | undefined;
+  /** For a TLS connection: the protocol version and cipher its handshake settled on. */
+  readonly tls?: { readonly protocol: string; readonly cipher: string } | undefined;
   /** Returns false when the transport's buffer is past its high-water mark. */
   write(data: Buffer): boolean;
   /** Bytes accepted by write() and not yet handed to the OS. */
@@ -41,6 +43,7 @@ export function socketTransport(socket: Socket): Transport {
     remotePort: socket.remotePort ?? 0,
     localPort: socket.localPort ?? 0,
     peerCertificateName: verifiedCommonName(socket),
+    tls: socket instanceof TLSSocket ? { protocol: socket.getProtocol() ?? '', cipher: socket.getCipher().name } : undefined,
     write: (data) => socket.write(data),
     get bufferedBytes() {
       return socket.writableLength;

@@ -172,7 +172,11 @@ export function connectionItems(b: Broker, sampler: StatsSampler): Item[] {
       send_oct_details: rate(rates.send),
       recv_cnt: row['recv_cnt'],
       send_pend: c?.transport.bufferedBytes ?? 0,
-      ssl: false,
+      ssl: c?.transport.tls !== undefined,
+      ssl_protocol: c?.transport.tls?.protocol ?? null,
+      ssl_cipher: c?.transport.tls?.cipher ?? null,
+      peer_cert_subject: c?.transport.peerCertificateName === undefined ? null : `CN=${c.transport.peerCertificateName}`,
+      auth_mechanism: c?.authMechanism ?? '',
       blocked: c?.blockedSent ?? false,
     };
   });

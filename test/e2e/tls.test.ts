@@ -137,7 +137,7 @@ describe('EXTERNAL: the client certificate as the login', () => {
   let url: string;
   const clientTls = { ca: [pem('ca.pem')], cert: pem('client.pem'), key: pem('client.key') };
   before(async () => {
-    broker = await startBroker({ args: [...serverArgs, '--tls-verify', 'peer', '--tls-ca', `${fixtures}ca.pem`] });
+    broker = await startBroker({ args: [...serverArgs, '--tls-verify', 'peer', '--tls-ca', `${fixtures}ca.pem`, '--mgmt-port', '0'] });
     url = await amqpsUrl(broker);
   });
   after(async () => {
@@ -152,6 +152,14 @@ describe('EXTERNAL: the client certificate as the login', () => {
     assert.ok(tuned.serverProperties !== undefined);
     const ch = await conn.createChannel();
     await ch.assertQueue('cert.q', { exclusive: true });
+    // The management API shows it as RabbitMQ's does: ssl, the protocol, the certificate's subject, the mechanism.
+    const mgmtPort = (await broker.waitForLog(/management listening on http:\/\/127\.0\.0\.1:(\d+)/))[1];
+    const res = await fetch(`http://127.0.0.1:${mgmtPort}/api/connections`, { headers: { authorization: `Basic ${Buffer.from('guest:guest').toString('base64')}` } });
+    const rows = (await res.json()) as { user: string; ssl: boolean; ssl_protocol: string | null; peer_cert_subject: string | null; auth_mechanism: string }[];
+    const row = rows.find((r) => r.user === 'warren-test-client');
+    assert.ok(row !== undefined, JSON.stringify(rows));
+    assert.deepEqual([row.ssl, row.peer_cert_subject, row.auth_mechanism], [true, 'CN=warren-test-client', 'EXTERNAL']);
+    assert.match(String(row.ssl_protocol), /^TLSv1\.[23]$/);
     await conn.close();
     await broker.waitForLog(/accepted connection 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+ \(user 'warren-test-client', vhost '\/'\)/);
     // The user's permissions apply: another queue name is refused.
