@@ -11,7 +11,7 @@ import { hashingAlgorithm, isHashingAlgorithm, type User } from './users.js';
 import { warrenVersion } from '../node/version.js';
 import { AmqpError } from '../amqp/errors.js';
 import { compilePattern, validatePolicy, PolicyError } from './policies.js';
-import { validateQueueArgs } from './queue-args.js';
+import { checkQueueTypeArgs, validateQueueArgs } from './queue-args.js';
 
 export interface PolicyDef {
   vhost: string;
@@ -134,7 +134,7 @@ function policyOf(p: PolicyDef): PolicyDef {
 }
 
 /** Checks a whole document before anything is applied, so a bad import changes nothing. */
-function validateDefinitions(broker: Broker, d: Definitions): void {
+function validateDefinitions(broker: Broker, d: Definitions, uploaded: boolean): void {
   const list = <T>(key: keyof Definitions): T[] => {
     const v = d[key];
     if (v === undefined) return [];
@@ -183,7 +183,10 @@ function validateDefinitions(broker: Broker, d: Definitions): void {
     needVhost(q?.vhost, `queue '${String(q?.name)}'`);
     if (typeof q.name !== 'string') throw new DefinitionsError('queue without a name');
     try {
-      validateQueueArgs(tableFromJs(q.arguments ?? {}), q.vhost, q.name);
+      const args = tableFromJs(q.arguments ?? {});
+      validateQueueArgs(args, q.vhost, q.name);
+      // A queue new to this node is declared now and checked as a declare would be; one it holds already stays as it is.
+      if (uploaded && broker.vhosts.get(q.vhost)?.queues.has(q.name) !== true) checkQueueTypeArgs(args, q.vhost, q.name);
     } catch (err) {
       if (err instanceof AmqpError) throw new DefinitionsError(err.replyText.replace(/^PRECONDITION_FAILED - /, ''));
       throw err;
@@ -197,9 +200,14 @@ function validateDefinitions(broker: Broker, d: Definitions): void {
  * leaves existing queues and exchanges as they are (RabbitMQ's import semantics). The whole
  * document is checked first; a DefinitionsError means nothing was changed.
  */
-export function importDefinitions(broker: Broker, d: Definitions): void {
+/**
+ * `uploaded`: a document a user hands in (management API, warrenctl import_definitions), whose
+ * new queues are checked as queue.declare checks them; false for definitions a node already
+ * holds (its own file at start-up, the cluster's), which come back as they were accepted.
+ */
+export function importDefinitions(broker: Broker, d: Definitions, uploaded = false): void {
   if (typeof d !== 'object' || d === null) throw new DefinitionsError('definitions must be a JSON object');
-  validateDefinitions(broker, d);
+  validateDefinitions(broker, d, uploaded);
   for (const v of d.vhosts ?? []) broker.addVhost(v.name);
   for (const u of d.users ?? []) {
     const existing = broker.users.users.get(u.name);

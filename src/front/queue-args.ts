@@ -10,12 +10,13 @@ import type { OverflowMode, QueueConfig } from '../shard/queue-config.js';
 
 const integerTypes = new Set(['b', 'B', 's', 'u', 'I', 'i', 'l']);
 const overflowModes = new Set<string>(['drop-head', 'reject-publish', 'reject-publish-dlx']);
+const queueTypes = new Set(['classic', 'quorum', 'stream']);
 /**
  * Streams are not implemented: a stream declared as a queue would hand out and delete messages
- * like a queue, silently unlike RabbitMQ's append-only log, so it is refused as RabbitMQ refuses
- * a type it does not know.
+ * like a queue, silently unlike RabbitMQ's append-only log, so a new one is refused as RabbitMQ
+ * refuses a type it does not know (checkQueueTypeArgs).
  */
-const queueTypes = new Set(['classic', 'quorum']);
+const declarableQueueTypes = new Set(['classic', 'quorum']);
 const maxPriorityLimit = 255;
 
 /** RabbitMQ's names for field types, as they appear in its error texts. */
@@ -94,6 +95,42 @@ export function validateQueueArgs(args: FieldTable, vhost: string, name: string)
   strArg('x-queue-type', (s) => (queueTypes.has(s) ? undefined : `"unsupported queue type '${s}'"`));
   intArg('x-delivery-limit', nonNegative);
 }
+
+/**
+ * For a queue being declared now (AMQP, the management API, a definitions upload), on top of
+ * validateQueueArgs: the type must be one warren runs, and no argument may belong to another
+ * type. Definitions a node already holds (its own file, the cluster's) skip this, so a queue an
+ * older version accepted still comes back.
+ */
+export function checkQueueTypeArgs(args: FieldTable, vhost: string, name: string): void {
+  const queueType = args['x-queue-type']?.type === 'S' ? args['x-queue-type'].value : 'classic';
+  if (!declarableQueueTypes.has(queueType)) throw invalid('x-queue-type', vhost, name, `"unsupported queue type '${queueType}'"`);
+  const refused = argsRefusedByType[queueType];
+  for (const key of Object.keys(args)) {
+    if (refused?.has(key) === true) {
+      throw new AmqpError(ReplyCode.preconditionFailed, `PRECONDITION_FAILED - invalid arg '${key}' for ${queueLabel(vhost, name)} of queue type rabbit_${queueType}_queue`);
+    }
+  }
+}
+
+/**
+ * Arguments RabbitMQ 3.10 knows (another queue type or streams use them) but refuses for this
+ * queue type, measured against it; an argument nobody knows (x-foo) is accepted and ignored.
+ */
+const argsRefusedByType: Record<string, ReadonlySet<string>> = {
+  classic: new Set([
+    'x-max-in-memory-length',
+    'x-max-in-memory-bytes',
+    'x-queue-leader-locator',
+    'x-quorum-initial-group-size',
+    'x-delivery-limit',
+    'x-dead-letter-strategy',
+    'x-max-age',
+    'x-stream-max-segment-size-bytes',
+    'x-initial-cluster-size',
+  ]),
+  quorum: new Set(['x-max-priority', 'x-queue-mode', 'x-queue-version', 'x-queue-master-locator', 'x-max-age', 'x-stream-max-segment-size-bytes', 'x-initial-cluster-size']),
+};
 
 /** Throws 406 "inequivalent arg" when a redeclare differs in an argument that matters. */
 export function checkArgsEquivalent(current: FieldTable, received: FieldTable, vhost: string, name: string): void {

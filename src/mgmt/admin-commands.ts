@@ -469,7 +469,7 @@ export function exportAllDefinitions(b: Broker): Definitions {
 export async function importAllDefinitions(b: Broker, d: unknown): Promise<void> {
   if (typeof d !== 'object' || d === null || Array.isArray(d)) throw new AdminError('definitions must be a JSON object', ExitCode.dataErr);
   try {
-    importDefinitions(b, d as Definitions);
+    importDefinitions(b, d as Definitions, true);
   } catch (err) {
     if (err instanceof DefinitionsError || err instanceof PolicyError) throw new AdminError(`Failed to import definitions: ${err.message.trimEnd()}`, ExitCode.dataErr);
     throw err;

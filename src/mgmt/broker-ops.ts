@@ -13,7 +13,7 @@ import { tableFromJs, tableToJs, tablesEqual, type FieldTable } from '../amqp/fi
 import { ReplyCode } from '../amqp/spec.generated.js';
 import type { Broker } from '../front/broker.js';
 import type { QueueMeta } from '../front/queue-meta.js';
-import { checkArgsEquivalent, queueLabel, validateQueueArgs } from '../front/queue-args.js';
+import { checkArgsEquivalent, checkQueueTypeArgs, queueLabel, validateQueueArgs } from '../front/queue-args.js';
 import type { VHost } from '../front/vhost.js';
 import { buildPayload, payloadLayout, payloadExchange, payloadRoutingKey } from '../ring/shard-records.js';
 import { validateHeadersBindingArgs } from '../routing/headers-binding-args.js';
@@ -102,6 +102,7 @@ export async function declareQueue(b: Broker, vhost: VHost, name: string, d: Que
   }
   if (name.startsWith('amq.')) throw accessRefused(`queue name '${name}' contains reserved prefix 'amq.*'`);
   validateQueueArgs(d.arguments, vhost.name, name);
+  checkQueueTypeArgs(d.arguments, vhost.name, name);
   const q = b.createQueue(vhost, { name, durable: d.durable, exclusive: false, autoDelete: d.autoDelete, arguments: d.arguments, owner: undefined });
   // As queue.declare: a durable queue is on disk before anyone can confirm messages into it.
   if (q.durable) await b.definitionsChanged();

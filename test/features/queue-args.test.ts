@@ -8,6 +8,11 @@ import amqp from 'amqplib';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
 import { expectChannelClose } from '../helpers/amqp-expect.js';
 import { unique } from '../helpers/feature-kit.js';
+import { ctl } from '../helpers/warrenctl.js';
+import { definitionsFileName } from '../../src/node/definitions-file.js';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 describe('malformed queue arguments', () => {
   let broker: TestBroker;
@@ -35,6 +40,12 @@ describe('malformed queue arguments', () => {
     ['a non-boolean x-single-active-consumer', { 'x-single-active-consumer': 'yes' }, (q) => `invalid arg 'x-single-active-consumer' for queue '${q}' in vhost '/': {unacceptable_type,longstr}`],
     ['a DLX that is not a string', { 'x-dead-letter-exchange': 7 }, (q) => `invalid type 'byte' for arg 'x-dead-letter-exchange' in queue '${q}' in vhost '/'`],
     ['a queue type nobody knows', { 'x-queue-type': 'foo' }, (q) => `invalid arg 'x-queue-type' for queue '${q}' in vhost '/': "unsupported queue type 'foo'"`],
+    // Arguments of another queue type: refused as RabbitMQ 3.10 refuses them (measured against it).
+    ['x-delivery-limit on a classic queue', { 'x-delivery-limit': 3 }, (q) => `invalid arg 'x-delivery-limit' for queue '${q}' in vhost '/' of queue type rabbit_classic_queue`],
+    ['x-quorum-initial-group-size on a classic queue', { 'x-quorum-initial-group-size': 3 }, (q) => `invalid arg 'x-quorum-initial-group-size' for queue '${q}' in vhost '/' of queue type rabbit_classic_queue`],
+    ['x-max-age (a stream argument) on a classic queue', { 'x-max-age': '1D' }, (q) => `invalid arg 'x-max-age' for queue '${q}' in vhost '/' of queue type rabbit_classic_queue`],
+    ['x-max-priority on a quorum queue', { 'x-queue-type': 'quorum', 'x-max-priority': 5 }, (q) => `invalid arg 'x-max-priority' for queue '${q}' in vhost '/' of queue type rabbit_quorum_queue`],
+    ['x-queue-mode on a quorum queue', { 'x-queue-type': 'quorum', 'x-queue-mode': 'lazy' }, (q) => `invalid arg 'x-queue-mode' for queue '${q}' in vhost '/' of queue type rabbit_quorum_queue`],
     // Streams are not implemented: refused rather than run as a queue, whose consumers would take messages away.
     ['a stream', { 'x-queue-type': 'stream' }, (q) => `invalid arg 'x-queue-type' for queue '${q}' in vhost '/': "unsupported queue type 'stream'"`],
   ];
@@ -63,6 +74,16 @@ describe('malformed queue arguments', () => {
     await ch.close();
   });
 
+  test("each type's own arguments, and arguments nobody knows, are accepted", async () => {
+    const ch = await conn.createChannel();
+    const classic = unique('classic-args');
+    await ch.assertQueue(classic, { exclusive: true, arguments: { 'x-queue-mode': 'lazy', 'x-queue-version': 2, 'x-queue-master-locator': 'min-masters', 'x-foo': 1 } });
+    const quorum = unique('quorum-args');
+    await ch.assertQueue(quorum, { arguments: { 'x-queue-type': 'quorum', 'x-delivery-limit': 3, 'x-quorum-initial-group-size': 1, 'x-dead-letter-strategy': 'at-most-once', 'x-max-in-memory-length': 5 } });
+    await ch.deleteQueue(quorum);
+    await ch.close();
+  });
+
   test('a redeclare with different arguments is 406 inequivalent arg', async () => {
     const ch = await conn.createChannel();
     const q = unique('redeclare');
@@ -78,3 +99,44 @@ describe('malformed queue arguments', () => {
 function escape(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
+
+describe('queue-type checks apply to new queues only', () => {
+  test('a node brings back queues an older version accepted (a classic x-delivery-limit, a stream); an uploaded definitions file with such a new queue is refused', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'warren-qargs-'));
+    try {
+      let broker = await startBroker({ dataDir });
+      const conn = await amqp.connect(broker.url);
+      const ch = await conn.createChannel();
+      await ch.assertQueue('old-classic', { durable: true });
+      await ch.assertQueue('old-stream', { durable: true });
+      await conn.close();
+      assert.equal(await broker.stop({ keepData: true }), 0);
+      // What an older warren wrote: the same queues with arguments it no longer takes at declare.
+      const path = join(dataDir, definitionsFileName);
+      const defs = JSON.parse(readFileSync(path, 'utf8')) as { queues: { name: string; arguments: Record<string, unknown> }[] };
+      for (const q of defs.queues) {
+        if (q.name === 'old-classic') q.arguments = { 'x-delivery-limit': 3 };
+        if (q.name === 'old-stream') q.arguments = { 'x-queue-type': 'stream' };
+      }
+      writeFileSync(path, JSON.stringify(defs));
+      broker = await startBroker({ dataDir });
+      try {
+        const again = await amqp.connect(broker.url);
+        const probe = await again.createChannel();
+        assert.equal((await probe.checkQueue('old-classic')).queue, 'old-classic');
+        assert.equal((await probe.checkQueue('old-stream')).queue, 'old-stream');
+        await again.close();
+        // The same arguments on a queue new to the node, in an uploaded document, are refused as a declare would be.
+        const upload = join(dataDir, 'upload.json');
+        writeFileSync(upload, JSON.stringify({ queues: [{ name: 'new-classic', vhost: '/', durable: true, auto_delete: false, arguments: { 'x-delivery-limit': 3 } }] }));
+        const r = await ctl(broker.dataDir, 'import_definitions', upload);
+        assert.notEqual(r.code, 0);
+        assert.match(r.stderr + r.stdout, /invalid arg 'x-delivery-limit' for queue 'new-classic' in vhost '\/' of queue type rabbit_classic_queue/);
+      } finally {
+        assert.equal(await broker.stop({ keepData: true }), 0);
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});

@@ -3,7 +3,7 @@ import { AmqpError } from '../../amqp/errors.js';
 import type { FieldTable } from '../../amqp/field-table.js';
 import { Method, ReplyCode } from '../../amqp/spec.generated.js';
 import { validateHeadersBindingArgs } from '../../routing/headers-binding-args.js';
-import { checkArgsEquivalent, queueLabel, validateQueueArgs } from '../queue-args.js';
+import { checkArgsEquivalent, checkQueueTypeArgs, queueLabel, validateQueueArgs } from '../queue-args.js';
 import type { Channel } from '../channel.js';
 import type { QueueMeta } from '../queue-meta.js';
 import { noExchange } from './exchange-methods.js';
@@ -90,6 +90,7 @@ export function registerQueueMethods(t: HandlerTable): void {
         checkArgsEquivalent(existing.arguments, a.arguments, vhost.name, name);
       } else {
         validateQueueArgs(a.arguments, vhost.name, name);
+        checkQueueTypeArgs(a.arguments, vhost.name, name);
         // Dead-lettering reads from this queue and writes to the DLX: RabbitMQ checks both at declare.
         const dlx = a.arguments['x-dead-letter-exchange'];
         if (dlx?.type === 'S') {
