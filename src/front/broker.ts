@@ -145,8 +145,17 @@ export class Broker implements RemoteLinkHost {
     this.directReplies = new DirectReplies(config.nodeName);
     if (config.consumerTimeoutMs > 0) {
       const checkMs = Math.min(consumerTimeoutCheckMaxMs, Math.max(consumerTimeoutCheckMinMs, Math.floor(config.consumerTimeoutMs / 4)));
-      setInterval(() => this.checkDeliveryTimeouts(), checkMs).unref();
+      this.consumerTimeoutTimer = setInterval(() => this.checkDeliveryTimeouts(), checkMs);
+      this.consumerTimeoutTimer.unref();
     }
+  }
+
+  private consumerTimeoutTimer: NodeJS.Timeout | undefined;
+
+  /** The node stops: the broker's own timers end with it (a node can run inside a longer-lived process, as in tests). */
+  close(): void {
+    clearInterval(this.consumerTimeoutTimer);
+    clearInterval(this.flowTimer);
   }
 
   /** Every channel's oldest unacked delivery against the consumer timeout (a tick, not a timer per delivery). */
@@ -434,16 +443,24 @@ export class Broker implements RemoteLinkHost {
   }
 
   /**
+   * Whether a direct reply-to name can take replies (queue.declare of it answers declare-ok, as
+   * RabbitMQ's does while the requester lives): held here, or made by another member, which is
+   * taken on trust (asking it would be a round trip; a reply to a gone requester is dropped there).
+   */
+  directReplyNameLive(name: string): boolean {
+    if (this.directReplies.target(name) !== undefined) return true;
+    const token = replyNameToken(name);
+    return token !== undefined && !this.directReplies.ownName(name) && this.nodesByReplyToken.has(token);
+  }
+
+  /**
    * A reply to a direct reply-to name (its routing key): to this node's channel, or over the
    * peer link to the node that made the name. False when it goes nowhere (unroutable).
    */
   deliverDirectReply(payload: Buffer): boolean {
     const name = payload.toString('latin1', 2 + (payload[0] ?? 0), 2 + (payload[0] ?? 0) + (payload[1 + (payload[0] ?? 0)] ?? 0));
     const local = this.directReplies.target(name);
-    if (local !== undefined) {
-      local.deliverReply(payload);
-      return true;
-    }
+    if (local !== undefined) return local.deliverReply(payload);
     const token = replyNameToken(name);
     if (token === undefined || token === this.directReplies.token) return false;
     const node = this.nodesByReplyToken.get(token);

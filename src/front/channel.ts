@@ -7,7 +7,7 @@
 import { AmqpError } from '../amqp/errors.js';
 import { decodeMethod } from '../amqp/method-codec.js';
 import { decodeContentHeader, peekExpiration, peekHeaders, peekReplyTo, peekUserId, validateProperties, withReplyTo } from '../amqp/content-header.js';
-import { noReplyConsumer, replyToPrefix, replyToPseudoQueue, type ReplyConsumer } from './direct-reply.js';
+import { noReplyConsumer, replyBacklogMaxBytes, replyToPrefix, replyToPseudoQueue, type ReplyConsumer } from './direct-reply.js';
 import { FrameType, Method, ReplyCode, classIdOf, isHardError, methodIdOf, methodName } from '../amqp/spec.generated.js';
 import type { AmqpMethod } from '../amqp/spec.generated.js';
 import { PublishFlag } from '../ring/shard-records.js';
@@ -390,12 +390,13 @@ export class Channel {
    * A reply for this channel's reply consumer, which does not ack: as RabbitMQ does, it carries
    * the channel's next delivery tag without using it up, so acked deliveries' tags stay contiguous.
    */
-  deliverReply(payload: Buffer): void {
+  deliverReply(payload: Buffer): boolean {
     const reply = this.replyConsumer;
-    if (reply === undefined || this.state !== 'open') return;
+    if (reply === undefined || this.state !== 'open' || this.conn.transport.bufferedBytes > replyBacklogMaxBytes) return false;
     const exRkEnd = 2 + (payload[0] ?? 0) + (payload[1 + (payload[0] ?? 0)] ?? 0);
     this.conn.writer.basicDeliver(this.id, reply.tagShortstr, this.nextDeliveryTag, false, payload.subarray(0, exRkEnd));
     this.writeContent(payload, exRkEnd);
+    return true;
   }
 
   /** basic.consume of amq.rabbitmq.reply-to (checked by the caller): the channel gets its reply name. */
@@ -672,9 +673,10 @@ export class Channel {
       this.state = 'closed';
       this.conn.channelClosed(this);
     } else if (m.id === Method.ChannelClose) {
+      // The client's close crossed ours: answer it, and keep the channel number until the client's
+      // close-ok for ours arrives, so that close-ok is not taken for a frame on an unopened channel
+      // (as RabbitMQ does; a channel error followed at once by ch.close() must not cost the connection).
       this.conn.sendMethod(this.id, { id: Method.ChannelCloseOk, args: {} });
-      this.state = 'closed';
-      this.conn.channelClosed(this);
     }
   }
 

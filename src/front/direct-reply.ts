@@ -22,10 +22,17 @@ const basicClassId = 60;
 const consumeMethodId = 20;
 const publishMethodId = 40;
 
-/** The channel side: where a reply goes. */
+/** The channel side: where a reply goes. False when it cannot take it now (closing, or its client not reading). */
 export interface ReplyTarget {
-  deliverReply(payload: Buffer): void;
+  deliverReply(payload: Buffer): boolean;
 }
+
+/**
+ * Replies are written straight to the requester's socket, past the shards' flow control: past
+ * this much unsent output a reply is unroutable (returned to a mandatory publisher), so a client
+ * that stopped reading cannot make the node buffer replies without bound.
+ */
+export const replyBacklogMaxBytes = 16 * 1024 * 1024;
 
 /** A channel's reply consumer: its tag, and the name its requests' reply-to is rewritten to. */
 export interface ReplyConsumer {
@@ -70,6 +77,11 @@ export class DirectReplies {
 
   target(name: string): ReplyTarget | undefined {
     return this.byName.get(name);
+  }
+
+  /** Whether nodeToken made this name (then only this node can hold it). */
+  ownName(name: string): boolean {
+    return replyNameToken(name) === this.token;
   }
 
   get size(): number {

@@ -16,6 +16,9 @@ import { socketTransport } from './transport.js';
 
 export type TlsVerify = 'none' | 'peer' | 'require';
 
+/** RabbitMQ's ssl_handshake_timeout is 5 s; Node's default, 120 s, would let idle sockets pile up. */
+const tlsHandshakeTimeoutMs = 10_000;
+
 export interface TlsFiles {
   certFile: string;
   keyFile: string;
@@ -71,6 +74,8 @@ export async function startTlsListener(broker: Broker, settings: TlsSettings, ho
       // 'peer' lets a client without a certificate in, so the handshake cannot refuse for us: see below.
       rejectUnauthorized: settings.verify === 'require',
       minVersion: 'TLSv1.2',
+      // A client that opens the port and says nothing is dropped as the AMQP handshake timer would drop it.
+      handshakeTimeout: tlsHandshakeTimeoutMs,
     },
     (socket: TLSSocket) => {
       if (settings.verify === 'peer' && !socket.authorized && Object.keys(socket.getPeerCertificate()).length > 0) {

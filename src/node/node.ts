@@ -259,6 +259,7 @@ export async function startNode(config: NodeConfig, log: Logger = createLogger(c
         }),
       );
       for (const c of [...broker.connections]) c.transport.destroy();
+      broker.close();
       await replicator?.close();
       lock.release();
       log.info('stopped');

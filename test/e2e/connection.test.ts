@@ -166,6 +166,23 @@ describe('connection and channels', () => {
     await other.close();
   });
 
+  test("a client's channel.close crossing the server's (after a channel error) costs only the channel, as in RabbitMQ", async () => {
+    const conn = await amqp.connect(broker.url);
+    const errors: Error[] = [];
+    conn.on('error', (e: Error) => errors.push(e));
+    for (let i = 0; i < 3; i++) {
+      const ch = await conn.createChannel();
+      ch.on('error', () => {});
+      // The 404 for the publish and the client's close are in flight at the same time.
+      ch.publish('no-such-exchange', 'k', Buffer.from('x'));
+      await within(ch.close().catch(() => undefined), 'the channel to close');
+    }
+    const ch = await conn.createChannel();
+    await ch.checkExchange('amq.direct');
+    await conn.close();
+    assert.deepEqual(errors, [], 'the connection survives');
+  });
+
   test('rabbitmq-client connects, sees the capabilities it needs, and closes cleanly', async () => {
     const rc = new RabbitConnection({ url: broker.url, retryLow: 50, retryHigh: 200, connectionTimeout: 5_000 });
     try {

@@ -99,6 +99,23 @@ describe('direct reply-to', () => {
     await ch.close();
   });
 
+  test("declaring a reply name answers declare-ok while its requester is there, 404 once it has gone (a responder's liveness check)", async () => {
+    const requests = unique('drt-live');
+    const responder = await startResponder(conn, requests);
+    const client = await conn.createChannel();
+    const replies = new Inbox<amqp.ConsumeMessage>();
+    await client.consume(pseudoQueue, (m) => m !== null && replies.push(m), { noAck: true });
+    client.sendToQueue(requests, Buffer.from('one'), { replyTo: pseudoQueue });
+    await replies.atLeast(1, 'the reply');
+    const name = responder.replyTos[0] ?? '';
+    const probe = await conn.createChannel();
+    assert.deepEqual(await probe.checkQueue(name), { queue: name, messageCount: 0, consumerCount: 1 });
+    assert.deepEqual(await probe.assertQueue(name, { durable: false }), { queue: name, messageCount: 0, consumerCount: 1 });
+    await client.close();
+    await expectChannelClose(conn, probe, (ch) => ch.checkQueue(name), { code: 404, method: [50, 10], text: /NOT_FOUND - no queue 'amq\.rabbitmq\.reply-to\./ });
+    await responder.ch.close();
+  });
+
   test('a reply for a requester that has gone, or for a name nobody made, is returned to a mandatory publisher and still confirmed', async () => {
     const requests = unique('drt-gone');
     const responder = await startResponder(conn, requests);

@@ -8,7 +8,7 @@ import type { Channel } from '../channel.js';
 import type { QueueMeta } from '../queue-meta.js';
 import { noExchange } from './exchange-methods.js';
 import { on, type HandlerTable } from './types.js';
-import { pseudoQueueCounts, replyToPseudoQueue } from '../direct-reply.js';
+import { pseudoQueueCounts, replyToPrefix, replyToPseudoQueue } from '../direct-reply.js';
 
 export function noQueue(vhost: string, name: string, classId = 50, methodId = 10): AmqpError {
   return new AmqpError(ReplyCode.notFound, `NOT_FOUND - no ${queueLabel(vhost, name)}`, classId, methodId);
@@ -60,8 +60,10 @@ export function registerQueueMethods(t: HandlerTable): void {
   on(t, Method.QueueDeclare, async (ch, a) => {
     const vhost = ch.conn.vhost;
     const name = a.queue === '' && !a.passive ? serverNamedQueue() : a.queue;
-    if (name === replyToPseudoQueue) {
-      // Declaring the pseudo-queue (passively or not) is how a client checks direct reply-to is there.
+    if (name === replyToPseudoQueue || name.startsWith(replyToPrefix)) {
+      // Declaring the pseudo-queue (passively or not) is how a client checks direct reply-to is
+      // there; declaring a reply name, how a responder checks its requester is still there.
+      if (name !== replyToPseudoQueue && !ch.broker.directReplyNameLive(name)) throw noQueue(vhost.name, name);
       if (!a.nowait) ch.conn.sendMethod(ch.id, { id: Method.QueueDeclareOk, args: { queue: name, ...pseudoQueueCounts } });
       return;
     }
