@@ -9,7 +9,7 @@ import type { ClusterQueueView, ClusterStatusView } from '../cluster/cluster-vie
 import type { QueueMembership } from '../cluster/membership-view.js';
 import { AmqpError } from '../amqp/errors.js';
 import { peekHeaders } from '../amqp/content-header.js';
-import type { FieldTable } from '../amqp/field-table.js';
+import { fieldInt, type FieldTable } from '../amqp/field-table.js';
 import { Method, ReplyCode } from '../amqp/spec.generated.js';
 import { RecordReader } from '../ring/record-buffer.js';
 import { FromShard, payloadExchange, payloadLayout, payloadRoutingKey } from '../ring/shard-records.js';
@@ -143,14 +143,29 @@ export class Broker implements RemoteLinkHost {
   ) {
     for (const s of shards) s.out.onDrain = () => this.onShardDrained(s);
     this.directReplies = new DirectReplies(config.nodeName);
-    if (config.consumerTimeoutMs > 0) {
-      const checkMs = Math.min(consumerTimeoutCheckMaxMs, Math.max(consumerTimeoutCheckMinMs, Math.floor(config.consumerTimeoutMs / 4)));
-      this.consumerTimeoutTimer = setInterval(() => this.checkDeliveryTimeouts(), checkMs);
-      this.consumerTimeoutTimer.unref();
-    }
+    // Queues and consumers may set their own timeouts, so the tick runs even with the node's off.
+    const checkMs =
+      config.consumerTimeoutMs > 0
+        ? Math.min(consumerTimeoutCheckMaxMs, Math.max(consumerTimeoutCheckMinMs, Math.floor(config.consumerTimeoutMs / 4)))
+        : consumerTimeoutCheckMaxMs;
+    this.consumerTimeoutTimer = setInterval(() => this.checkDeliveryTimeouts(), checkMs);
+    this.consumerTimeoutTimer.unref();
   }
 
   private consumerTimeoutTimer: NodeJS.Timeout | undefined;
+
+  /**
+   * A queue's consumer timeout (ms, 0 never): its x-consumer-timeout argument, else the
+   * consumer-timeout of its policy, else --consumer-timeout-ms (RabbitMQ 3.12's precedence,
+   * below a consumer's own x-consumer-timeout). Read when a consumer starts or a basic.get
+   * delivers, so a policy change applies to later consumers.
+   */
+  queueDeliveryTimeoutMs(q: QueueMeta): number {
+    const arg = q.arguments['x-consumer-timeout'];
+    const fromArg = arg === undefined ? undefined : fieldInt(arg);
+    if (fromArg !== undefined && fromArg >= 0) return fromArg;
+    return this.policyFor(q)?.['consumer-timeout'] ?? this.config.consumerTimeoutMs;
+  }
 
   /** The node stops: the broker's own timers end with it (a node can run inside a longer-lived process, as in tests). */
   close(): void {
@@ -161,12 +176,11 @@ export class Broker implements RemoteLinkHost {
   /** Every channel's oldest unacked delivery against the consumer timeout (a tick, not a timer per delivery). */
   private checkDeliveryTimeouts(): void {
     const nowMs = performance.now();
-    const timeoutMs = this.config.consumerTimeoutMs;
     let closed = false;
     for (const conn of this.connections) {
       for (const ch of conn.channels.values()) {
         if (ch.unacked.size === 0) continue;
-        ch.checkDeliveryTimeout(nowMs, timeoutMs);
+        ch.checkDeliveryTimeout(nowMs);
         closed ||= ch.state !== 'open';
       }
     }
@@ -646,8 +660,9 @@ export class Broker implements RemoteLinkHost {
 
   // ---- consumers ----------------------------------------------------------------
 
-  addConsumer(ch: ConsumerChannel, q: QueueMeta, tag: string, tagShortstr: Buffer, noAck: boolean, exclusive: boolean, priority: number): ConsumerRef {
-    const c: ConsumerRef = { id: this.nextConsumerId++, tag, tagShortstr, channel: ch, queue: q, noAck, exclusive };
+  addConsumer(ch: ConsumerChannel, q: QueueMeta, tag: string, tagShortstr: Buffer, noAck: boolean, exclusive: boolean, priority: number, consumerTimeoutMs?: number): ConsumerRef {
+    const timeoutMs = consumerTimeoutMs ?? this.queueDeliveryTimeoutMs(q);
+    const c: ConsumerRef = { id: this.nextConsumerId++, tag, tagShortstr, channel: ch, queue: q, noAck, exclusive, timeoutMs };
     ch.consumers.set(tag, c);
     q.consumers.add(c);
     q.hadConsumer = true;

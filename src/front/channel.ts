@@ -42,8 +42,10 @@ export interface UnackedRef {
   readonly shard: QueueLink;
   readonly queueId: number;
   readonly msgId: number;
-  /** performance.now() when delivered: the consumer timeout counts from it. */
-  readonly deliveredAtMs: number;
+  /** performance.now() past which the consumer timeout closes the channel (Infinity: never). */
+  readonly deadlineMs: number;
+  /** The timeout that set deadlineMs, for the error text. */
+  readonly timeoutMs: number;
 }
 
 interface TxPublish {
@@ -516,15 +518,15 @@ export class Channel {
   /** Writes basic.deliver + header + body for a message a shard handed to one of our consumers. */
   deliver(c: ConsumerRef, shard: QueueLink, queueId: number, msgId: number, redelivered: boolean, payload: Buffer): void {
     const tag = this.nextDeliveryTag++;
-    if (!c.noAck) this.unacked.set(tag, { tag, shard, queueId, msgId, deliveredAtMs: performance.now() });
+    if (!c.noAck) this.unacked.set(tag, { tag, shard, queueId, msgId, deadlineMs: deadlineAfter(c.timeoutMs), timeoutMs: c.timeoutMs });
     const exRkEnd = 2 + (payload[0] ?? 0) + (payload[1 + (payload[0] ?? 0)] ?? 0);
     this.conn.writer.basicDeliver(this.id, c.tagShortstr, tag, redelivered, payload.subarray(0, exRkEnd));
     this.writeContent(payload, exRkEnd);
   }
 
-  deliverGetOk(shard: QueueLink, queueId: number, msgId: number, redelivered: boolean, messageCount: number, noAck: boolean, payload: Buffer): void {
+  deliverGetOk(shard: QueueLink, queueId: number, msgId: number, redelivered: boolean, messageCount: number, noAck: boolean, payload: Buffer, timeoutMs: number): void {
     const tag = this.nextDeliveryTag++;
-    if (!noAck) this.unacked.set(tag, { tag, shard, queueId, msgId, deliveredAtMs: performance.now() });
+    if (!noAck) this.unacked.set(tag, { tag, shard, queueId, msgId, deadlineMs: deadlineAfter(timeoutMs), timeoutMs });
     const exRkEnd = 2 + (payload[0] ?? 0) + (payload[1 + (payload[0] ?? 0)] ?? 0);
     this.conn.writer.basicGetOk(this.id, tag, redelivered, payload.subarray(0, exRkEnd), messageCount);
     this.writeContent(payload, exRkEnd);
@@ -632,18 +634,18 @@ export class Channel {
   }
 
   /**
-   * RabbitMQ's consumer timeout: a delivery unacked for timeoutMs closes the channel with 406
-   * (its unacked deliveries go back to their queues). The oldest delivery is the first in
-   * unacked (tags grow); after a tx.rollback puts older ones back it may not be, which only
-   * delays the check to a later one.
+   * RabbitMQ's consumer timeout: a delivery unacked past its deadline closes the channel with
+   * 406 (its unacked deliveries go back to their queues). Deadlines differ by queue and
+   * consumer (x-consumer-timeout, the consumer-timeout policy), so every unacked delivery is
+   * looked at: a tick a minute by default, cheap against the deliveries themselves.
    */
-  checkDeliveryTimeout(nowMs: number, timeoutMs: number): void {
+  checkDeliveryTimeout(nowMs: number): void {
     if (this.state !== 'open') return;
     for (const u of this.unacked.values()) {
-      if (nowMs - u.deliveredAtMs < timeoutMs) return;
+      if (nowMs < u.deadlineMs) continue;
       this.closeWithError(
         ReplyCode.preconditionFailed,
-        `PRECONDITION_FAILED - delivery acknowledgement on channel ${this.id} timed out. Timeout value used: ${timeoutMs} ms. This timeout value can be configured, see consumers doc guide to learn more`,
+        `PRECONDITION_FAILED - delivery acknowledgement on channel ${this.id} timed out. Timeout value used: ${u.timeoutMs} ms. This timeout value can be configured, see consumers doc guide to learn more`,
         0,
         0,
       );
@@ -718,6 +720,11 @@ export class Channel {
       );
     }
   }
+}
+
+/** The consumer timeout's deadline for a delivery made now; a timeout of 0 never fires. */
+function deadlineAfter(timeoutMs: number): number {
+  return timeoutMs === 0 ? Infinity : performance.now() + timeoutMs;
 }
 
 /** Why RabbitMQ refuses an expiration property (its Erlang reason term), or undefined when it is valid. */

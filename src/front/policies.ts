@@ -25,6 +25,7 @@ const keyRules: Record<string, { valid: (v: unknown) => boolean; what: string }>
   'max-length': { valid: (v) => isInt(v, 0), what: 'maximum length' },
   'max-length-bytes': { valid: (v) => isInt(v, 0), what: 'maximum length in bytes' },
   'delivery-limit': { valid: (v) => isInt(v, 0), what: 'delivery limit' },
+  'consumer-timeout': { valid: (v) => isInt(v, 0), what: 'consumer timeout' },
   overflow: { valid: (v) => typeof v === 'string' && overflowModes.has(v), what: 'overflow value' },
   'queue-mode': { valid: (v) => v === 'default' || v === 'lazy', what: 'queue-mode value' },
   'queue-leader-locator': { valid: (v) => v === 'client-local' || v === 'balanced' || v === 'random' || v === 'least-leaders', what: 'queue leader locator value' },
@@ -183,6 +184,7 @@ export function policyQueueSettings(p: PolicyDef | undefined): PolicyQueueSettin
   set('max-length', int('max-length'));
   set('max-length-bytes', int('max-length-bytes'));
   set('delivery-limit', int('delivery-limit'));
+  set('consumer-timeout', int('consumer-timeout'));
   set('overflow', str('overflow') as OverflowMode | undefined);
   set('dead-letter-exchange', str('dead-letter-exchange'));
   set('dead-letter-routing-key', str('dead-letter-routing-key'));

@@ -94,6 +94,7 @@ export function validateQueueArgs(args: FieldTable, vhost: string, name: string)
   if (sac !== undefined && sac.type !== 't') throw invalid('x-single-active-consumer', vhost, name, typeError(sac));
   strArg('x-queue-type', (s) => (queueTypes.has(s) ? undefined : `"unsupported queue type '${s}'"`));
   intArg('x-delivery-limit', nonNegative);
+  intArg('x-consumer-timeout', nonNegative);
 }
 
 /**
@@ -163,6 +164,7 @@ export interface PolicyQueueSettings {
   'dead-letter-exchange'?: string;
   'dead-letter-routing-key'?: string;
   'delivery-limit'?: number;
+  'consumer-timeout'?: number;
 }
 
 export interface QueueIdentity {

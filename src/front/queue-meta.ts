@@ -40,6 +40,8 @@ export interface ConsumerRef {
   readonly queue: QueueMeta;
   readonly noAck: boolean;
   readonly exclusive: boolean;
+  /** The consumer timeout of its deliveries (ms, 0 never): the consumer's x-consumer-timeout, else its queue's, else the node's. */
+  readonly timeoutMs: number;
 }
 
 /** What the front keeps about a queue: identity, placement, owner and consumers — never its messages. */

@@ -9,7 +9,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import amqp from 'amqplib';
 import { startBroker, waitFor, type TestBroker } from '../helpers/broker.js';
-import { Inbox, nextError, within } from '../helpers/amqp-expect.js';
+import { Inbox, expectChannelClose, nextError, within } from '../helpers/amqp-expect.js';
+import { ctlOk } from '../helpers/warrenctl.js';
 import { unique } from '../helpers/feature-kit.js';
 
 const timeoutMs = 400;
@@ -111,6 +112,82 @@ describe('consumer timeout', () => {
     await setup.deleteQueue(queue);
     await setup.deleteQueue(quiet);
     await setup.close();
+  });
+});
+
+describe('consumer timeout per queue and per consumer (RabbitMQ 3.12)', () => {
+  let broker: TestBroker;
+  let conn: amqp.ChannelModel;
+  before(async () => {
+    broker = await startBroker({ args: ['--consumer-timeout-ms', String(timeoutMs)] });
+    conn = await amqp.connect(broker.url);
+  });
+  after(async () => {
+    await conn.close();
+    assert.equal(await broker.stop(), 0);
+  });
+
+  /** A channel consuming `queue` (declared with queueArgs) that holds one delivery unacked. */
+  async function holding(queueArgs: Record<string, unknown>, consumeArgs: Record<string, unknown> = {}): Promise<{ ch: amqp.Channel; errors: { code: number | undefined; message: string }[] }> {
+    const queue = unique('ct-own');
+    const ch = await conn.createChannel();
+    const errors: { code: number | undefined; message: string }[] = [];
+    ch.on('error', (e: { code?: number; message: string }) => errors.push({ code: e.code, message: e.message }));
+    await ch.assertQueue(queue, { arguments: queueArgs });
+    ch.sendToQueue(queue, Buffer.from('held'));
+    const got = new Inbox<amqp.ConsumeMessage>();
+    await ch.consume(queue, (m) => m !== null && got.push(m), { arguments: consumeArgs });
+    await got.atLeast(1, `the delivery from ${queue}`);
+    return { ch, errors };
+  }
+
+  test('x-consumer-timeout on the queue, a consumer-timeout policy, and x-consumer-timeout on basic.consume each override the node\'s', async () => {
+    const longMs = 60_000;
+    const policyQueuePrefix = unique('ct-policy');
+    await ctlOk(broker.dataDir, 'set_policy', 'long-consumer-timeout', `^${policyQueuePrefix}`, JSON.stringify({ 'consumer-timeout': longMs }), '--apply-to', 'queues');
+    const byQueue = await holding({ 'x-consumer-timeout': longMs });
+    const byConsumer = await holding({}, { 'x-consumer-timeout': longMs });
+    // The policy matches the queue by name: declare it under the policy's prefix.
+    const policyCh = await conn.createChannel();
+    const policyErrors: unknown[] = [];
+    policyCh.on('error', (e: unknown) => policyErrors.push(e));
+    const policyQueue = `${policyQueuePrefix}-q`;
+    await policyCh.assertQueue(policyQueue);
+    policyCh.sendToQueue(policyQueue, Buffer.from('held'));
+    const policyGot = new Inbox<amqp.ConsumeMessage>();
+    await policyCh.consume(policyQueue, (m) => m !== null && policyGot.push(m));
+    await policyGot.atLeast(1, 'the delivery under the policy');
+    const shorter = await holding({ 'x-consumer-timeout': 300 });
+    const nodeDefault = await holding({});
+    // The short ones close; by then several node timeouts have passed for the long ones.
+    await waitFor(() => (shorter.errors.length > 0 && nodeDefault.errors.length > 0 ? true : undefined), 'the short timeouts to fire', closeDeadlineMs);
+    assert.match(shorter.errors[0]?.message ?? '', /timed out\. Timeout value used: 300 ms/);
+    assert.match(nodeDefault.errors[0]?.message ?? '', new RegExp(`timed out\\. Timeout value used: ${timeoutMs} ms`));
+    const marker = unique('ct-marker');
+    const probe = await conn.createChannel();
+    await probe.assertQueue(marker, { arguments: { 'x-message-ttl': 3 * timeoutMs } });
+    probe.sendToQueue(marker, Buffer.from('tick'));
+    await waitFor(async () => ((await probe.checkQueue(marker)).messageCount === 0 ? true : undefined), 'three node timeouts to pass', closeDeadlineMs);
+    assert.deepEqual([byQueue.errors, byConsumer.errors, policyErrors], [[], [], []]);
+    for (const ch of [byQueue.ch, byConsumer.ch, policyCh]) await within(ch.checkQueue(marker), 'the channel still answers');
+    await ctlOk(broker.dataDir, 'clear_policy', 'long-consumer-timeout');
+  });
+
+  test('a malformed x-consumer-timeout is refused on queue.declare and on basic.consume', async () => {
+    await expectChannelClose(conn, await conn.createChannel(), (c) => c.assertQueue(unique('ct-bad'), { arguments: { 'x-consumer-timeout': -1 } }), {
+      code: 406,
+      method: [50, 10],
+      text: /invalid arg 'x-consumer-timeout' for queue '.*' in vhost '\/': \{value_negative,-1\}/,
+    });
+    const queue = unique('ct-bad-consume');
+    const setup = await conn.createChannel();
+    await setup.assertQueue(queue);
+    await expectChannelClose(conn, await conn.createChannel(), (c) => c.consume(queue, () => undefined, { arguments: { 'x-consumer-timeout': 'soon' } }), {
+      code: 406,
+      method: [60, 20],
+      text: /invalid arg 'x-consumer-timeout'/,
+    });
+    await setup.deleteQueue(queue);
   });
 });
 

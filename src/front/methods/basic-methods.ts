@@ -62,8 +62,13 @@ export function registerBasicMethods(t: HandlerTable): void {
         20,
       );
     }
+    const timeoutArg = a.arguments['x-consumer-timeout'];
+    const consumerTimeoutMs = timeoutArg === undefined ? undefined : fieldInt(timeoutArg);
+    if (timeoutArg !== undefined && (consumerTimeoutMs === undefined || consumerTimeoutMs < 0)) {
+      throw new AmqpError(ReplyCode.preconditionFailed, `PRECONDITION_FAILED - invalid arg 'x-consumer-timeout' for ${queueLabel(q.vhost, q.name)}: must be a non-negative integer (ms)`, 60, 20);
+    }
     if (!a.nowait) ch.conn.sendMethod(ch.id, { id: Method.BasicConsumeOk, args: { consumerTag: tag } });
-    ch.broker.addConsumer(ch, q, tag, encodeShortstr(tag), a.noAck, a.exclusive, priority);
+    ch.broker.addConsumer(ch, q, tag, encodeShortstr(tag), a.noAck, a.exclusive, priority, consumerTimeoutMs);
   });
 
   on(t, Method.BasicCancel, (ch, a) => {
@@ -99,7 +104,7 @@ export function registerBasicMethods(t: HandlerTable): void {
       ch.conn.sendMethod(ch.id, { id: Method.BasicGetEmpty, args: { clusterId: '' } });
       return;
     }
-    ch.deliverGetOk(q.shard, reply.queueId, reply.msgId, reply.redelivered, reply.messageCount, a.noAck, reply.payload);
+    ch.deliverGetOk(q.shard, reply.queueId, reply.msgId, reply.redelivered, reply.messageCount, a.noAck, reply.payload, ch.broker.queueDeliveryTimeoutMs(q));
   });
 
   on(t, Method.BasicAck, (ch, a) => {
