@@ -113,20 +113,8 @@ describe('consumer timeout', () => {
     await setup.deleteQueue(quiet);
     await setup.close();
   });
-});
 
-describe('consumer timeout per queue and per consumer (RabbitMQ 3.12)', () => {
-  let broker: TestBroker;
-  let conn: amqp.ChannelModel;
-  before(async () => {
-    broker = await startBroker({ args: ['--consumer-timeout-ms', String(timeoutMs)] });
-    conn = await amqp.connect(broker.url);
-  });
-  after(async () => {
-    await conn.close();
-    assert.equal(await broker.stop(), 0);
-  });
-
+  // Per queue and per consumer (RabbitMQ 3.12).
   /** A channel consuming `queue` (declared with queueArgs) that holds one delivery unacked. */
   async function holding(queueArgs: Record<string, unknown>, consumeArgs: Record<string, unknown> = {}): Promise<{ ch: amqp.Channel; errors: { code: number | undefined; message: string }[] }> {
     const queue = unique('ct-own');
