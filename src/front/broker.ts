@@ -456,6 +456,12 @@ export class Broker implements RemoteLinkHost {
     if (link !== undefined) link.address = address;
   }
 
+  /** A member left: replies to its reply names are unroutable from now on (it is told again if it comes back). */
+  forgetPeerAddress(node: string): void {
+    this.peerAddresses.delete(node);
+    this.nodesByReplyToken.delete(nodeToken(node));
+  }
+
   /**
    * Whether a direct reply-to name can take replies (queue.declare of it answers declare-ok, as
    * RabbitMQ's does while the requester lives): held here, or made by another member, which is

@@ -16,6 +16,9 @@ import { socketTransport } from './transport.js';
 
 export type TlsVerify = 'none' | 'peer' | 'require';
 
+const handshakeFailureWindowMs = 10_000;
+const handshakeFailureLinesPerWindow = 20;
+
 /** RabbitMQ's ssl_handshake_timeout is 5 s; Node's default, 120 s, would let idle sockets pile up. */
 const tlsHandshakeTimeoutMs = 10_000;
 
@@ -87,7 +90,31 @@ export async function startTlsListener(broker: Broker, settings: TlsSettings, ho
       broker.connections.add(conn);
     },
   );
+  // One line per failed handshake, up to handshakeFailureLinesPerWindow a window; past that they
+  // are counted and summed up, so a flood of bad handshakes cannot flood the log.
+  let windowStartMs = 0;
+  let linesInWindow = 0;
+  let suppressed = 0;
+  let summaryTimer: NodeJS.Timeout | undefined;
+  const summarize = (): void => {
+    clearTimeout(summaryTimer);
+    summaryTimer = undefined;
+    if (suppressed > 0) log.warn(`TLS: ${suppressed} more failed handshake(s) within ${handshakeFailureWindowMs / 1000} s were not logged one by one`);
+    suppressed = 0;
+  };
   server.on('tlsClientError', (err, socket) => {
+    const nowMs = performance.now();
+    if (nowMs - windowStartMs >= handshakeFailureWindowMs) {
+      summarize();
+      windowStartMs = nowMs;
+      linesInWindow = 0;
+    }
+    if (linesInWindow >= handshakeFailureLinesPerWindow) {
+      suppressed++;
+      summaryTimer ??= setTimeout(summarize, windowStartMs + handshakeFailureWindowMs - nowMs).unref();
+      return;
+    }
+    linesInWindow++;
     // OpenSSL's reason ("wrong version number": plain AMQP sent to the TLS port) reads better than its whole error string.
     const reason = (err as { reason?: unknown }).reason;
     const who = socket.remoteAddress === undefined ? 'a client that hung up' : peerLabel(socket);
@@ -98,5 +125,11 @@ export async function startTlsListener(broker: Broker, settings: TlsSettings, ho
   await once(server, 'listening');
   const addr = server.address();
   const bound = typeof addr === 'object' && addr !== null ? addr.port : port;
-  return { port: bound, close: () => server.close() };
+  return {
+    port: bound,
+    close: () => {
+      clearTimeout(summaryTimer);
+      server.close();
+    },
+  };
 }

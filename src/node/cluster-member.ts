@@ -182,6 +182,7 @@ export class ClusterMember implements ClusterQueues {
         if (ev.kind === 'add') this.noteMember(ev.member);
         else {
           this.members.delete(ev.name);
+          if (ev.name !== this.o.nodeName) this.o.broker.forgetPeerAddress(ev.name);
           if (ev.member !== undefined) this.o.log.info(`cluster: node ${ev.name} left`);
           if (ev.name !== this.o.nodeName) this.dropTransientQueuesLater(ev.name);
         }

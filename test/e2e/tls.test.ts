@@ -99,6 +99,34 @@ describe('AMQPS listener', () => {
   });
 });
 
+describe('AMQPS failed-handshake logging', () => {
+  test('a flood of bad handshakes logs 20 lines a window and a count of the rest, and the node keeps serving', { timeout: 60_000 }, async () => {
+    const broker = await startBroker({ args: serverArgs });
+    try {
+      const url = await amqpsUrl(broker);
+      const port = Number(new URL(url).port);
+      const floods = 50;
+      await Promise.all(
+        Array.from({ length: floods }, async () => {
+          const socket = tcpConnect(port, '127.0.0.1');
+          await once(socket, 'connect');
+          socket.write(Buffer.from('AMQP\x00\x00\x09\x01', 'latin1'));
+          socket.on('data', () => undefined);
+          await within(once(socket, 'close'), 'the node to drop a plain client');
+        }),
+      );
+      const summary = await broker.waitForLog(/TLS: (\d+) more failed handshake\(s\) within 10 s were not logged one by one/, 20_000);
+      const lines = (broker.log().match(/TLS handshake with .* failed/g) ?? []).length;
+      assert.equal(lines, 20);
+      assert.equal(Number(summary[1]), floods - lines);
+      const conn = await amqp.connect(url, { ca: [pem('ca.pem')] });
+      await conn.close();
+    } finally {
+      assert.equal(await broker.stop(), 0);
+    }
+  });
+});
+
 describe('AMQPS client certificates', () => {
   test("--tls-verify require (RabbitMQ's fail_if_no_peer_cert): a client without a certificate is refused, one with a CA-signed one works", async () => {
     const broker = await startBroker({ args: [...serverArgs, '--tls-verify', 'require', '--tls-ca', `${fixtures}ca.pem`] });
