@@ -404,12 +404,17 @@ function connectionRow(c: Connection): Row {
     recv_oct: c.recvBytes,
     send_oct: c.sentBytes,
     recv_cnt: c.recvFrames,
+    ssl: c.transport.tls !== undefined,
+    ssl_protocol: c.transport.tls?.protocol ?? '',
+    ssl_cipher: c.transport.tls?.cipher ?? '',
+    peer_cert_subject: c.transport.peerCertificateName === undefined ? '' : `CN=${c.transport.peerCertificateName}`,
+    auth_mechanism: c.authMechanism,
   };
 }
 
 const connectionColumns = [
   'name', 'user', 'vhost', 'peer_host', 'peer_port', 'port', 'state', 'channels', 'protocol', 'timeout', 'frame_max', 'channel_max',
-  'client_properties', 'connected_at', 'recv_oct', 'send_oct', 'recv_cnt',
+  'client_properties', 'connected_at', 'recv_oct', 'send_oct', 'recv_cnt', 'ssl', 'ssl_protocol', 'ssl_cipher', 'peer_cert_subject', 'auth_mechanism',
 ];
 
 export function listConnections(b: Broker, columns: readonly string[] = ['user', 'peer_host', 'peer_port', 'state']): Listing {

@@ -13,7 +13,7 @@ import { once } from 'node:events';
 import amqp from 'amqplib';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
 import { nextError, within } from '../helpers/amqp-expect.js';
-import { ctlOk } from '../helpers/warrenctl.js';
+import { ctlOk, ctlRows } from '../helpers/warrenctl.js';
 
 const fixtures = new URL('../../../test/fixtures/tls/', import.meta.url).pathname;
 const pem = (name: string): Buffer => readFileSync(`${fixtures}${name}`);
@@ -188,6 +188,10 @@ describe('EXTERNAL: the client certificate as the login', () => {
     assert.ok(row !== undefined, JSON.stringify(rows));
     assert.deepEqual([row.ssl, row.peer_cert_subject, row.auth_mechanism], [true, 'CN=warren-test-client', 'EXTERNAL']);
     assert.match(String(row.ssl_protocol), /^TLSv1\.[23]$/);
+    // And warrenctl, with rabbitmqctl's info items.
+    const listed = await ctlRows(broker.dataDir, 'list_connections', 'user', 'ssl', 'ssl_protocol', 'peer_cert_subject', 'auth_mechanism');
+    const mine = listed.find((r) => r['user'] === 'warren-test-client');
+    assert.deepEqual(mine === undefined ? undefined : [mine['ssl'], mine['peer_cert_subject'], mine['auth_mechanism']], [true, 'CN=warren-test-client', 'EXTERNAL']);
     await conn.close();
     await broker.waitForLog(/accepted connection 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+ \(user 'warren-test-client', vhost '\/'\)/);
     // The user's permissions apply: another queue name is refused.
