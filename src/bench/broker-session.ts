@@ -24,8 +24,8 @@ export class BrokerSession {
     private readonly channel: Channel,
   ) {}
 
-  static async open(url: string): Promise<BrokerSession> {
-    const connection = await connect(url, { timeout: CONNECT_TIMEOUT_MS, clientProperties: { connection_name: 'warren-bench control' } });
+  static async open(url: string, tlsCa: string | undefined): Promise<BrokerSession> {
+    const connection = await connect(url, { timeout: CONNECT_TIMEOUT_MS, clientProperties: { connection_name: 'warren-bench control' }, ...(tlsCa === undefined ? {} : { ca: [tlsCa] }) });
     connection.on('error', () => undefined);
     const opening = connection.createChannel();
     if (!(await withinMillis(opening, REPLY_MAX_MS))) {

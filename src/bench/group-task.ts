@@ -34,6 +34,8 @@ export interface GroupWorkload {
   readonly autoAck: boolean;
   /** Nagle's algorithm on in the client sockets (BenchOptions.nagle). */
   readonly nagle: boolean;
+  /** PEM text of the CAs to trust for amqps:// URLs (BenchOptions.tlsCa). */
+  readonly tlsCa: string | undefined;
 }
 
 export interface GroupTask {

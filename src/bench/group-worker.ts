@@ -29,7 +29,8 @@ export default async function runClientGroup(task: GroupTask): Promise<GroupResu
     counters.advancePhase(Phase.abort);
   };
   const open = async (name: string, url: string): Promise<ChannelModel> => {
-    const connection = await connect(url, { timeout: CONNECT_TIMEOUT_MS, noDelay: !task.workload.nagle, clientProperties: { connection_name: `warren-bench ${name}` } });
+    const tls = task.workload.tlsCa === undefined ? {} : { ca: [task.workload.tlsCa] };
+    const connection = await connect(url, { timeout: CONNECT_TIMEOUT_MS, noDelay: !task.workload.nagle, clientProperties: { connection_name: `warren-bench ${name}` }, ...tls });
     connections.push(connection);
     let errored = false;
     connection.on('error', (error: Error) => {

@@ -50,6 +50,7 @@ consuming
   -a, --autoack            consume with no-ack
 
 client sockets
+      --tls-ca FILE        PEM file of the CAs to trust for amqps:// URLs (a broker with its own CA)
       --nagle              leave Nagle's algorithm on (amqplib's default); by default the bench sets
                            TCP_NODELAY, as RabbitMQ's Java client and PerfTest do: with Nagle on, a
                            small publish may wait for the broker's delayed ACK (40 ms on Linux)

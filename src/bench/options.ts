@@ -62,6 +62,8 @@ export interface BenchOptions {
    * delayed ACK (40 ms on Linux), which measures the client's TCP settings, not the broker.
    */
   readonly nagle: boolean;
+  /** PEM text of the CAs to trust for amqps:// URLs (--tls-ca FILE); undefined: the system's. */
+  readonly tlsCa: string | undefined;
   readonly durationSeconds: number | undefined;
   /** Messages each producer publishes before it stops. */
   readonly messagesPerProducer: number | undefined;

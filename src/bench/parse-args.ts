@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 // Command line → BenchOptions. Every rejection names the flag, the value and the limit.
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
@@ -51,6 +52,7 @@ const FLAGS = {
   'multi-ack': { type: 'string', short: 'A' },
   autoack: { type: 'boolean', short: 'a' },
   nagle: { type: 'boolean' },
+  'tls-ca': { type: 'string' },
   json: { type: 'boolean' },
   hgrm: { type: 'string' },
   plot: { type: 'string' },
@@ -149,6 +151,7 @@ function buildOptions(values: Values, coreCount: number): BenchOptions {
     multiAckEvery,
     autoAck,
     nagle: values.nagle === true,
+    tlsCa: readTlsCa(values['tls-ca']),
     durationSeconds: durationSeconds ?? (messagesPerProducer === undefined ? DEFAULT_DURATION_SECONDS : undefined),
     messagesPerProducer,
     threads,
@@ -199,6 +202,19 @@ function parsePositiveNumber(flag: string, text: string | undefined): number | u
   const value = Number(text);
   if (!(value > 0) || !Number.isFinite(value)) throw new BenchUsageError(`${flag} must be greater than 0, got '${text}'`);
   return value;
+}
+
+/** The PEM file of --tls-ca, read now so a wrong path is a usage error, not a failed run. */
+function readTlsCa(file: string | undefined): string | undefined {
+  if (file === undefined) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error: unknown) {
+    throw new BenchUsageError(`--tls-ca ${file}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) throw new BenchUsageError(`--tls-ca ${file} holds no PEM certificate`);
+  return text;
 }
 
 /** Seconds that may be 0 (off), up to an hour. */

@@ -131,7 +131,9 @@ export function buildJson(
 function workloadJson(options: BenchOptions): BenchJson['workload'] {
   const urls = options.urls.map(redactUrl);
   const compareUrls = options.compareUrls?.map(redactUrl) ?? null;
-  return { ...options, url: urls.join(','), compareUrl: compareUrls === null ? null : compareUrls.join(','), urls, compareUrls };
+  // The CA file's text is public but long: the JSON says whether one was given.
+  const tlsCa = options.tlsCa === undefined ? undefined : '(PEM given with --tls-ca)';
+  return { ...options, tlsCa, url: urls.join(','), compareUrl: compareUrls === null ? null : compareUrls.join(','), urls, compareUrls };
 }
 
 function redactArg(arg: string): string {

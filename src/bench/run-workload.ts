@@ -56,7 +56,7 @@ export async function runWorkload(context: RunContext): Promise<RunResult> {
   const topology = planTopology(options);
   let session: BrokerSession;
   try {
-    session = await BrokerSession.open(url);
+    session = await BrokerSession.open(url, options.tlsCa);
   } catch (error: unknown) {
     throw new BenchRunError(`cannot connect to ${redactUrl(url)}: ${describe(error)}`);
   }
@@ -114,6 +114,7 @@ async function runClients(context: RunContext, topology: Topology): Promise<Meas
     multiAckEvery: options.multiAckEvery,
     autoAck: options.autoAck,
     nagle: options.nagle,
+    tlsCa: options.tlsCa,
   };
   const interval = { deliver: createLatencyHistogram(), confirm: createLatencyHistogram() };
   const ports: MessagePort[] = [];

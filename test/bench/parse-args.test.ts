@@ -130,6 +130,14 @@ describe('bench argument parsing', () => {
     rejects(['--warmup', '3601'], /--warmup must be at most 3600 seconds, got '3601'/);
   });
 
+  it('reads --tls-ca at once: a missing file or one without a certificate is a usage error', () => {
+    const ca = new URL('../../../test/fixtures/tls/ca.pem', import.meta.url).pathname;
+    assert.match(parse(['--tls-ca', ca]).tlsCa ?? '', /-----BEGIN CERTIFICATE-----/);
+    assert.equal(parse([]).tlsCa, undefined);
+    rejects(['--tls-ca', '/nonexistent/ca.pem'], /--tls-ca \/nonexistent\/ca\.pem: ENOENT/);
+    rejects(['--tls-ca', new URL('../../../test/fixtures/tls/README.md', import.meta.url).pathname], /holds no PEM certificate/);
+  });
+
   it('takes --warmup in seconds, 0 meaning none', () => {
     assert.equal(parse(['--warmup', '5']).warmupSeconds, 5);
     assert.equal(parse(['--warmup', '0.5']).warmupSeconds, 0.5);

@@ -83,6 +83,24 @@ describe('bench against a real broker', () => {
     assert.ok(run.accounting.published <= Math.floor(400 * run.windowSeconds) + 1, `${run.accounting.published} in ${run.windowSeconds} s`);
   });
 
+  it('over AMQPS with --tls-ca: a TLS listener with its own CA takes the same workload', async () => {
+    const { startBroker } = await import('../helpers/broker.js');
+    const tls = new URL('../../../test/fixtures/tls/', import.meta.url).pathname;
+    const tlsBroker = await startBroker({ args: ['--tls-port', '0', '--tls-cert', `${tls}server.pem`, '--tls-key', `${tls}server.key`] });
+    try {
+      const amqps = (await tlsBroker.waitForLog(/AMQPS \(TLS\) listener at (amqps:\/\/\S+),/))[1] ?? '';
+      const { code, json, text } = await bench(['--url', amqps.replace('amqps://', 'amqps://guest:guest@'), '--tls-ca', `${tls}ca.pem`, '--pmessages', '300', '--confirm', '50']);
+      assert.equal(code, 0, text);
+      const run = json.runs[0];
+      assert.ok(run !== undefined, text);
+      assert.equal(run.accounting.published, 300);
+      assert.equal(run.accounting.balanced, true);
+      assert.equal(json.workload.tlsCa, '(PEM given with --tls-ca)');
+    } finally {
+      await tlsBroker.stop();
+    }
+  });
+
   it('--warmup runs the workload first and counts only the rounds after it', async () => {
     const { code, json, text } = await bench(['--url', target.url, '--warmup', '0.5', '--pmessages', '300', '--confirm', '50']);
     assert.equal(code, 0, text);
