@@ -478,11 +478,11 @@ export class Broker implements RemoteLinkHost {
    * peer link to the node that made the name. False when it goes nowhere (unroutable).
    */
   deliverDirectReply(payload: Buffer): boolean {
-    const name = payload.toString('latin1', 2 + (payload[0] ?? 0), 2 + (payload[0] ?? 0) + (payload[1 + (payload[0] ?? 0)] ?? 0));
+    const name = payloadRoutingKey(payload);
     const local = this.directReplies.target(name);
     if (local !== undefined) return local.deliverReply(payload);
     const token = replyNameToken(name);
-    if (token === undefined || token === this.directReplies.token) return false;
+    if (token === undefined || this.directReplies.ownName(name)) return false;
     const node = this.nodesByReplyToken.get(token);
     const address = node === undefined ? undefined : this.peerAddresses.get(node);
     if (node === undefined || address === undefined) return false;

@@ -395,7 +395,7 @@ export class Channel {
   deliverReply(payload: Buffer): boolean {
     const reply = this.replyConsumer;
     if (reply === undefined || this.state !== 'open' || this.conn.transport.bufferedBytes > replyBacklogMaxBytes) return false;
-    const exRkEnd = 2 + (payload[0] ?? 0) + (payload[1 + (payload[0] ?? 0)] ?? 0);
+    const exRkEnd = exchangeRoutingKeyEnd(payload);
     this.conn.writer.basicDeliver(this.id, reply.tagShortstr, this.nextDeliveryTag, false, payload.subarray(0, exRkEnd));
     this.writeContent(payload, exRkEnd);
     return true;
@@ -519,7 +519,7 @@ export class Channel {
   deliver(c: ConsumerRef, shard: QueueLink, queueId: number, msgId: number, redelivered: boolean, payload: Buffer): void {
     const tag = this.nextDeliveryTag++;
     if (!c.noAck) this.unacked.set(tag, { tag, shard, queueId, msgId, deadlineMs: deadlineAfter(c.timeoutMs), timeoutMs: c.timeoutMs });
-    const exRkEnd = 2 + (payload[0] ?? 0) + (payload[1 + (payload[0] ?? 0)] ?? 0);
+    const exRkEnd = exchangeRoutingKeyEnd(payload);
     this.conn.writer.basicDeliver(this.id, c.tagShortstr, tag, redelivered, payload.subarray(0, exRkEnd));
     this.writeContent(payload, exRkEnd);
   }
@@ -527,7 +527,7 @@ export class Channel {
   deliverGetOk(shard: QueueLink, queueId: number, msgId: number, redelivered: boolean, messageCount: number, noAck: boolean, payload: Buffer, timeoutMs: number): void {
     const tag = this.nextDeliveryTag++;
     if (!noAck) this.unacked.set(tag, { tag, shard, queueId, msgId, deadlineMs: deadlineAfter(timeoutMs), timeoutMs });
-    const exRkEnd = 2 + (payload[0] ?? 0) + (payload[1 + (payload[0] ?? 0)] ?? 0);
+    const exRkEnd = exchangeRoutingKeyEnd(payload);
     this.conn.writer.basicGetOk(this.id, tag, redelivered, payload.subarray(0, exRkEnd), messageCount);
     this.writeContent(payload, exRkEnd);
   }
@@ -720,6 +720,12 @@ export class Channel {
       );
     }
   }
+}
+
+/** Where the exchange and routing key at the head of a payload end (what basic.deliver and get-ok carry). */
+function exchangeRoutingKeyEnd(payload: Buffer): number {
+  const exLen = payload[0] ?? 0;
+  return 2 + exLen + (payload[1 + exLen] ?? 0);
 }
 
 /** The consumer timeout's deadline for a delivery made now; a timeout of 0 never fires. */

@@ -292,23 +292,8 @@ export class Connection {
         consumerCancelNotify: flag('consumer_cancel_notify'),
       };
     }
-    let creds: { username: string; password: string } | undefined;
-    let user: User | undefined;
-    if (mechanism === 'PLAIN') creds = parsePlain(response);
-    else if (mechanism === 'AMQPLAIN') creds = parseAmqplain(response);
-    else if (mechanism !== 'EXTERNAL') {
-      throw AmqpError.of(ReplyCode.commandInvalid, `unknown authentication mechanism '${mechanism}'`, 10, 11);
-    }
-    if (mechanism === 'EXTERNAL') {
-      // The certificate is the credential: the user it names must exist; no password is checked.
-      const name = this.transport.peerCertificateName;
-      creds = name === undefined ? undefined : { username: name, password: '' };
-      user = name === undefined ? undefined : this.broker.certificateUser(name, this.transport.remoteAddress);
-    } else if (creds !== undefined) {
-      user = this.broker.authenticate(creds.username, creds.password, this.transport.remoteAddress);
-    }
+    const { user, name } = this.login(mechanism, response);
     if (user === undefined) {
-      const name = creds?.username ?? '';
       this.broker.log.warn(`connection ${this.name}: login refused for user '${name}' (mechanism ${mechanism})`);
       // Sent only to clients with the authentication_failure_close capability (see close()); RabbitMQ names no method.
       throw AmqpError.of(ReplyCode.accessRefused, `Login was refused using authentication mechanism ${mechanism}. For details see the broker logfile.`);
@@ -320,6 +305,24 @@ export class Connection {
       id: Method.ConnectionTune,
       args: { channelMax: this.broker.config.channelMax, frameMax: this.broker.config.frameMaxBytes, heartbeat: this.broker.config.heartbeatS },
     });
+  }
+
+  /**
+   * The user a start-ok names and proves (undefined: refused), and the name it claimed, for the
+   * refusal's log line. EXTERNAL: the verified client certificate is the credential.
+   */
+  private login(mechanism: string, response: Buffer): { user: User | undefined; name: string } {
+    const remote = this.transport.remoteAddress;
+    if (mechanism === 'EXTERNAL') {
+      const name = this.transport.peerCertificateName;
+      return { user: name === undefined ? undefined : this.broker.certificateUser(name, remote), name: name ?? '' };
+    }
+    let creds: { username: string; password: string } | undefined;
+    if (mechanism === 'PLAIN') creds = parsePlain(response);
+    else if (mechanism === 'AMQPLAIN') creds = parseAmqplain(response);
+    else throw AmqpError.of(ReplyCode.commandInvalid, `unknown authentication mechanism '${mechanism}'`, 10, 11);
+    if (creds === undefined) return { user: undefined, name: '' };
+    return { user: this.broker.authenticate(creds.username, creds.password, remote), name: creds.username };
   }
 
   private onTuneOk(channelMax: number, frameMax: number, heartbeat: number): void {

@@ -199,8 +199,7 @@ function validateDefinitions(broker: Broker, d: Definitions, uploaded: boolean):
  * Applies definitions: creates what is missing, overwrites users/permissions/policies,
  * leaves existing queues and exchanges as they are (RabbitMQ's import semantics). The whole
  * document is checked first; a DefinitionsError means nothing was changed.
- */
-/**
+ *
  * `uploaded`: a document a user hands in (management API, warrenctl import_definitions), whose
  * new queues are checked as queue.declare checks them; false for definitions a node already
  * holds (its own file at start-up, the cluster's), which come back as they were accepted.
