@@ -5,6 +5,7 @@
 import type { FieldTable, FieldValue } from '../amqp/field-table.js';
 import { fieldInt } from '../amqp/field-table.js';
 import { AmqpError } from '../amqp/errors.js';
+import { erlangValueText } from '../routing/erlang-term-text.js';
 import { ReplyCode } from '../amqp/spec.generated.js';
 import type { OverflowMode, QueueConfig } from '../shard/queue-config.js';
 
@@ -40,10 +41,28 @@ function invalid(arg: string, vhost: string, name: string, detail: string): Amqp
   return new AmqpError(ReplyCode.preconditionFailed, `PRECONDITION_FAILED - invalid arg '${arg}' for ${queueLabel(vhost, name)}: ${detail}`);
 }
 
+/** A value as rabbit_misc:val prints it: a binary with ~s, anything else with ~p. */
 function describe(v: FieldValue): string {
   if (v.type === 'S') return v.value;
-  if (v.type === 'F' || v.type === 'A') return JSON.stringify(v.value, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x));
-  return String(v.value);
+  if (v.type === 'x') return v.value.toString('latin1');
+  return erlangValueText(v);
+}
+
+/**
+ * The "received … but current is …" of rabbit_misc:assert_args_equivalence: when both sides
+ * have the argument only the values are quoted; when one lacks it, that side is "none" and
+ * the other says its type too.
+ */
+export function inequivalentArgDetail(received: FieldValue | undefined, current: FieldValue | undefined): string {
+  if (received !== undefined && current !== undefined) return `received '${describe(received)}' but current is '${describe(current)}'`;
+  const side = (v: FieldValue | undefined): string => (v === undefined ? 'none' : `the value '${describe(v)}' of type '${typeNames[v.type] ?? v.type}'`);
+  return `received ${side(received)} but current is ${side(current)}`;
+}
+
+/** rabbit_misc:assert_args_equivalence's test: the same type class (integers together) and the same value. */
+export function sameArgValue(a: FieldValue | undefined, b: FieldValue | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return sameValue(a, b);
 }
 
 /** rabbit_misc:check_expiry's bound (?MAX_EXPIRY_TIMER): ten years in ms, as measured on RabbitMQ 3.10. */
@@ -140,11 +159,9 @@ export function checkArgsEquivalent(current: FieldTable, received: FieldTable, v
     const b = current[key];
     if (a === undefined && b === undefined) continue;
     if (a !== undefined && b !== undefined && sameValue(a, b)) continue;
-    const rec = a === undefined ? 'none' : `the value '${describe(a)}' of type '${typeNames[a.type] ?? a.type}'`;
-    const cur = b === undefined ? 'none' : `the value '${describe(b)}' of type '${typeNames[b.type] ?? b.type}'`;
     throw new AmqpError(
       ReplyCode.preconditionFailed,
-      `PRECONDITION_FAILED - inequivalent arg '${key}' for ${queueLabel(vhost, name)}: received ${rec} but current is ${cur}`,
+      `PRECONDITION_FAILED - inequivalent arg '${key}' for ${queueLabel(vhost, name)}: ${inequivalentArgDetail(a, b)}`,
     );
   }
 }
@@ -212,6 +229,7 @@ export function effectiveQueueConfig(q: QueueIdentity, policy: PolicyQueueSettin
   set('maxLength', lower('x-max-length', p['max-length']));
   set('maxLengthBytes', lower('x-max-length-bytes', p['max-length-bytes']));
   set('deliveryLimit', lower('x-delivery-limit', p['delivery-limit']));
+  if (a['x-queue-type']?.type === 'S' && a['x-queue-type'].value === 'quorum') config.deliveryCountHeader = true;
   set('deadLetterExchange', str('x-dead-letter-exchange', p['dead-letter-exchange']));
   set('deadLetterRoutingKey', str('x-dead-letter-routing-key', p['dead-letter-routing-key']));
   return config;

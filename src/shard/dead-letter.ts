@@ -57,7 +57,9 @@ export function composeDeadLetter(payload: Buffer, queue: QueueConfig, reason: n
     }
   }
   headers['x-death'] = { type: 'A', value: [{ type: 'F', value: head }, ...deaths] };
-  if (headers['x-first-death-reason'] === undefined) {
+  // rabbit_dead_letter sets x-first-death-* on a message with no x-death array yet, and only then
+  // (an x-death a publisher wrote counts).
+  if (prior?.type !== 'A') {
     headers['x-first-death-reason'] = longstr(reasonName);
     headers['x-first-death-queue'] = longstr(queue.name);
     headers['x-first-death-exchange'] = longstr(exchange);

@@ -24,6 +24,11 @@ export interface QueueConfig {
   /** x-max-priority: 0 means not a priority queue. */
   maxPriority: number;
   singleActiveConsumer: boolean;
+  /**
+   * Quorum queues: a delivery after a return, and every basic.get, carries x-delivery-count
+   * (how many times the message went back), as RabbitMQ's quorum queues write it.
+   */
+  deliveryCountHeader?: boolean;
   /** Quorum queues' x-delivery-limit (dead-letter after this many redeliveries). */
   deliveryLimit?: number;
   /** Set on the leader's shard of a replicated queue (cluster mode): its log continues at nextOffset. */

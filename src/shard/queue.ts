@@ -246,6 +246,8 @@ export class Queue {
     this.expireHead();
     const m = this.ready.shift();
     if (m === undefined) return undefined;
+    // An expired message now at the head leaves before get-ok counts the rest, as in RabbitMQ.
+    this.expireHead();
     m.deliveryCount++;
     this.delivered++;
     if (m.redelivered) this.redelivered++;
@@ -273,6 +275,8 @@ export class Queue {
         return;
       }
       this.ready.requeue(m);
+      // RabbitMQ applies drop-head after a requeue too (requeue_and_run): the requeued message, back at the head, may be the one dropped.
+      if (this.config.overflow === 'drop-head') this.enforceLength();
     } else {
       this.host.deadLetter(this, m, DeadLetterReason.rejected);
     }

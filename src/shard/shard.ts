@@ -7,6 +7,7 @@ import type { Consumer, ShardChannel } from './consumer.js';
 import type { Message } from './message.js';
 import type { QueueConfig } from './queue-config.js';
 import { Queue, type EnqueueResult, type QueueHost } from './queue.js';
+import { withDeliveryCount } from './delivery-count.js';
 import { composeDeadLetter } from './dead-letter.js';
 import type { ShardStore } from './shard-store.js';
 import { Pager } from './pager.js';
@@ -592,8 +593,11 @@ export class Shard implements QueueHost {
   private onCancel(r: RecordReader): void {
     const c = this.consumers.get(r.u32());
     if (c === undefined) return;
-    this.queues.get(c.queueId)?.removeConsumer(c.id);
+    const q = this.queues.get(c.queueId);
+    q?.removeConsumer(c.id);
     this.dropConsumer(c);
+    // With single-active-consumer the next consumer is active now: it gets the ready messages.
+    if (q !== undefined) this.dirty.add(q);
   }
 
   private dropConsumer(c: Consumer): void {
@@ -680,7 +684,8 @@ export class Shard implements QueueHost {
       else this.markDelivered(q, m);
     }
     this.w.reset().u32(reqId).u32(q.id).f64(m.id).u8(m.redelivered ? 1 : 0).u32(q.messageCount);
-    this.out.write2(FromShard.getOk, this.w.view(), m.payload);
+    const payload = q.config.deliveryCountHeader === true ? withDeliveryCount(m.payload, m.deliveryCount - 1) : m.payload;
+    this.out.write2(FromShard.getOk, this.w.view(), payload);
   }
 
   // ---- delivery -----------------------------------------------------------
@@ -702,7 +707,9 @@ export class Shard implements QueueHost {
     h.writeDoubleLE(m.id, 8);
     h[16] = m.redelivered ? 1 : 0;
     h.writeUInt32LE(0, 17);
-    this.out.write2(FromShard.deliver, h, m.payload);
+    // Quorum queues mark a redelivery with x-delivery-count (a copy: the stored payload stays as published).
+    const payload = m.deliveryCount > 1 && q.config.deliveryCountHeader === true ? withDeliveryCount(m.payload, m.deliveryCount - 1) : m.payload;
+    this.out.write2(FromShard.deliver, h, payload);
   }
 
   kick(q: Queue): void {

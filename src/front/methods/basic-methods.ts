@@ -8,9 +8,27 @@ import { noExchange } from './exchange-methods.js';
 import { usableQueue } from './queue-methods.js';
 import { replyConsumerAlreadySet, replyConsumerMustNotAck, replyToPseudoQueue } from '../direct-reply.js';
 import { on, type HandlerTable } from './types.js';
+import type { Channel } from '../channel.js';
+import type { QueueMeta } from '../queue-meta.js';
 
 function serverConsumerTag(): string {
   return `amq.ctag-${randomBytes(16).toString('base64url').slice(0, 22)}`;
+}
+
+/** basic.qos global=true: one limit (0 = none) on the unacked deliveries of all the channel's consumers, on every shard. */
+function setChannelPrefetch(ch: Channel, prefetchCount: number): void {
+  ch.globalPrefetch = prefetchCount;
+  if (ch.creditSlot < 0) ch.creditSlot = ch.broker.allocateCreditSlot(prefetchCount);
+  else Atomics.store(ch.broker.creditTable, 2 * ch.creditSlot, prefetchCount);
+  for (const shard of ch.broker.shards) {
+    shard.channelQos(ch.key, prefetchCount, ch.creditSlot + 1);
+    ch.broker.noteShardWrite(shard, undefined);
+  }
+}
+
+function isQuorum(q: QueueMeta): boolean {
+  const type = q.arguments['x-queue-type'];
+  return type?.type === 'S' && type.value === 'quorum';
 }
 
 export function registerBasicMethods(t: HandlerTable): void {
@@ -19,15 +37,12 @@ export function registerBasicMethods(t: HandlerTable): void {
       throw new AmqpError(ReplyCode.notImplemented, `NOT_IMPLEMENTED - prefetch_size!=0 (${a.prefetchSize})`, 60, 10);
     }
     if (a.global) {
-      ch.globalPrefetch = a.prefetchCount;
-      if (ch.creditSlot < 0) ch.creditSlot = ch.broker.allocateCreditSlot(a.prefetchCount);
-      else Atomics.store(ch.broker.creditTable, 2 * ch.creditSlot, a.prefetchCount);
-      for (const shard of ch.broker.shards) {
-        shard.channelQos(ch.key, a.prefetchCount, ch.creditSlot + 1);
-        ch.broker.noteShardWrite(shard, undefined);
-      }
+      setChannelPrefetch(ch, a.prefetchCount);
     } else {
       ch.prefetchCount = a.prefetchCount;
+      // RabbitMQ 3.x's global=false also lifts the channel-wide limit (rabbit_limiter:unlimit_prefetch):
+      // only a global qos that comes after a per-consumer one leaves both in force.
+      if (ch.globalPrefetch !== 0) setChannelPrefetch(ch, 0);
     }
     ch.conn.sendMethod(ch.id, { id: Method.BasicQosOk, args: {} });
   });
@@ -48,6 +63,13 @@ export function registerBasicMethods(t: HandlerTable): void {
     if (ch.consumers.has(tag) || ch.replyConsumer?.tag === tag) {
       throw new AmqpError(ReplyCode.notAllowed, `NOT_ALLOWED - attempt to reuse consumer tag '${tag}'`, 60, 20);
     }
+    const quorum = isQuorum(q);
+    if (quorum && ch.globalPrefetch !== 0) {
+      // rabbit_quorum_queue:consume refuses a channel with a global limit; rabbit_channel makes that a connection error.
+      throw new AmqpError(ReplyCode.notImplemented, `NOT_IMPLEMENTED - ${queueLabel(q.vhost, q.name)} does not support global qos`, 60, 20);
+    }
+    // RabbitMQ 3.10's quorum queues take the exclusive flag without enforcing it; warren enforces
+    // it on every queue type, as the flag promises (docs/bad-input-answers.md).
     const exclusiveHolder = [...q.consumers].some((c) => c.exclusive);
     if (exclusiveHolder || (a.exclusive && q.consumers.size > 0)) {
       throw new AmqpError(ReplyCode.accessRefused, `ACCESS_REFUSED - ${queueLabel(q.vhost, q.name)} in exclusive use`, 60, 20);
@@ -94,6 +116,14 @@ export function registerBasicMethods(t: HandlerTable): void {
   on(t, Method.BasicGet, async (ch, a) => {
     const q = usableQueue(ch, a.queue, 60, 70);
     ch.broker.authorize(ch.conn, 'read', 'queue', q.name);
+    if (q.config.singleActiveConsumer && isQuorum(q)) {
+      throw new AmqpError(
+        ReplyCode.resourceLocked,
+        `RESOURCE_LOCKED - cannot obtain access to locked ${queueLabel(q.vhost, q.name)}. basic.get operations are not supported by quorum queues with single active consumer`,
+        60,
+        70,
+      );
+    }
     const reply = await q.shard.get(q.queueId, ch.key, a.noAck);
     if (ch.state !== 'open') {
       // The channel closed while we waited: the message goes back.

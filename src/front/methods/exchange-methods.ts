@@ -1,6 +1,6 @@
 import { AmqpError } from '../../amqp/errors.js';
 import { Method, ReplyCode } from '../../amqp/spec.generated.js';
-import { tablesEqual } from '../../amqp/field-table.js';
+import { inequivalentArgDetail, sameArgValue, typeNames } from '../queue-args.js';
 import type { ExchangeType } from '../../routing/types.js';
 import { validateHeadersBindingArgs } from '../../routing/headers-binding-args.js';
 import type { Channel } from '../channel.js';
@@ -55,6 +55,16 @@ export function registerExchangeMethods(t: HandlerTable): void {
         throw new AmqpError(ReplyCode.accessRefused, `ACCESS_REFUSED - exchange name '${name}' contains reserved prefix 'amq.*'`, 40, 10);
       }
       ch.broker.authorize(ch.conn, 'configure', 'exchange', name);
+      const ae = a.arguments['alternate-exchange'];
+      if (existing === undefined && ae !== undefined && ae.type !== 'S') {
+        // rabbit_channel checks it (rabbit_misc:r_arg) only for an exchange it is about to create.
+        throw new AmqpError(
+          ReplyCode.preconditionFailed,
+          `PRECONDITION_FAILED - invalid type '${typeNames[ae.type] ?? ae.type}' for arg 'alternate-exchange' in ${exchangeLabel(vhost.name, name)}`,
+          40,
+          10,
+        );
+      }
       if (existing !== undefined) {
         if (existing.type !== a.type) throw inequivalent(vhost.name, name, 'type', a.type, existing.type);
         if (existing.durable !== a.durable) throw inequivalent(vhost.name, name, 'durable', String(a.durable), String(existing.durable));
@@ -62,10 +72,10 @@ export function registerExchangeMethods(t: HandlerTable): void {
         if (existing.internal !== a.internal) throw inequivalent(vhost.name, name, 'internal', String(a.internal), String(existing.internal));
         const aeNew = a.arguments['alternate-exchange'];
         const aeOld = existing.arguments['alternate-exchange'];
-        if (!tablesEqual({ ae: aeNew ?? { type: 'V', value: null } }, { ae: aeOld ?? { type: 'V', value: null } })) {
+        if (!sameArgValue(aeNew, aeOld)) {
           throw new AmqpError(
             ReplyCode.preconditionFailed,
-            `PRECONDITION_FAILED - inequivalent arg 'alternate-exchange' for ${exchangeLabel(vhost.name, name)}`,
+            `PRECONDITION_FAILED - inequivalent arg 'alternate-exchange' for ${exchangeLabel(vhost.name, name)}: ${inequivalentArgDetail(aeNew, aeOld)}`,
             40,
             10,
           );
