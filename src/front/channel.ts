@@ -22,6 +22,8 @@ import assert from 'node:assert/strict';
 const basicClassId = 60;
 /** The expiration property as RabbitMQ reads it (Erlang string:to_integer): optional sign, digits, nothing after. */
 const expirationPattern = /^([+-]?[0-9]+)([^]*)$/;
+/** The last column io_lib's ~p fills before it breaks a term over lines (its line length is 80). */
+const erlangPrettyLastColumn = 78;
 /** RabbitMQ's ?MAX_EXPIRY_TIMER: the largest per-message TTL, ten years in ms (measured on RabbitMQ 3.10). */
 const expirationMaxMs = 315_360_000_000;
 
@@ -250,7 +252,8 @@ export class Channel {
     if (expirationError !== undefined) {
       this.expecting = 'method';
       this.assembly = undefined;
-      throw new AmqpError(ReplyCode.preconditionFailed, `PRECONDITION_FAILED - invalid expiration '${expiration}': ${expirationError}`, basicClassId, 40);
+      const text = `invalid expiration '${expiration}': `;
+      throw new AmqpError(ReplyCode.preconditionFailed, `PRECONDITION_FAILED - ${text}${erlangPrettyTerm(expirationError, Buffer.byteLength(text))}`, basicClassId, 40);
     }
     // Shards and other consumers read these bytes later (headers exchange, dead-lettering):
     // a malformed property list is refused here, where the client can be told.
@@ -734,13 +737,27 @@ function deadlineAfter(timeoutMs: number): number {
 }
 
 /** Why RabbitMQ refuses an expiration property (its Erlang reason term), or undefined when it is valid. */
-function invalidExpiration(expiration: string): string | undefined {
+function invalidExpiration(expiration: string): string | readonly [tag: string, value: string] | undefined {
   const m = expirationPattern.exec(expiration);
   if (m === null) return 'no_integer';
   const rest = m[2] ?? '';
-  if (rest !== '') return `{leftover_string,${JSON.stringify(rest)}}`;
-  const ms = Number(m[1]);
-  if (ms < 0) return `{value_negative,${ms}}`;
-  if (ms > expirationMaxMs) return `{value_too_large,${ms}}`;
+  if (rest !== '') return ['leftover_string', JSON.stringify(rest)];
+  // Exact digits: a 20-digit value printed through a double would not be the one sent.
+  const ms = BigInt(m[1] ?? '0');
+  if (ms < 0n) return ['value_negative', ms.toString()];
+  if (ms > BigInt(expirationMaxMs)) return ['value_too_large', ms.toString()];
   return undefined;
+}
+
+/**
+ * An atom or a {Tag,Value} tuple as Erlang's ~p lays it out when it starts `column` characters
+ * into the text: a tuple that would reach column 79 breaks after its comma, the value
+ * indented under the tag (RabbitMQ's expiration errors carry the break).
+ */
+function erlangPrettyTerm(term: string | readonly [tag: string, value: string], column: number): string {
+  if (typeof term === 'string') return term;
+  const [tag, value] = term;
+  const flat = `{${tag},${value}}`;
+  if (column + flat.length <= erlangPrettyLastColumn) return flat;
+  return `{${tag},\n${' '.repeat(column + 1)}${value}}`;
 }

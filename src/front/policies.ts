@@ -141,18 +141,21 @@ export class PolicyStore {
     return re;
   }
 
-  /** The policy that applies to a queue: highest priority among matches (ties: the later name, deterministic). */
-  /** The policy that applies to an exchange (apply-to exchanges or all), highest priority first. */
+  /**
+   * The policy that applies to an exchange (apply-to exchanges or all): the highest priority
+   * among matches; on a tie the first name in sort order, as RabbitMQ 3.10 picks.
+   */
   forExchange(vhost: string, name: string): PolicyDef | undefined {
     let best: PolicyDef | undefined;
     for (const p of this.byVhost.get(vhost)?.values() ?? []) {
       const a = p['apply-to'];
       if ((a !== 'all' && a !== 'exchanges') || !this.pattern(p.pattern).test(name)) continue;
-      if (best === undefined || p.priority > best.priority || (p.priority === best.priority && p.name > best.name)) best = p;
+      if (best === undefined || p.priority > best.priority || (p.priority === best.priority && p.name < best.name)) best = p;
     }
     return best;
   }
 
+  /** The policy that applies to a queue of this type; ties as for exchanges. */
   forQueue(vhost: string, name: string, queueType: string): PolicyDef | undefined {
     let best: PolicyDef | undefined;
     for (const p of this.byVhost.get(vhost)?.values() ?? []) {
@@ -164,7 +167,7 @@ export class PolicyStore {
         (a === 'quorum_queues' && queueType === 'quorum') ||
         (a === 'streams' && queueType === 'stream');
       if (!applies || !this.pattern(p.pattern).test(name)) continue;
-      if (best === undefined || p.priority > best.priority || (p.priority === best.priority && p.name > best.name)) best = p;
+      if (best === undefined || p.priority > best.priority || (p.priority === best.priority && p.name < best.name)) best = p;
     }
     return best;
   }

@@ -196,7 +196,8 @@ export interface QueueIdentity {
 
 /**
  * Arguments win over a policy, except for the numeric limits where RabbitMQ applies the
- * lower of the two (message-ttl, expires, max-length, max-length-bytes, delivery-limit).
+ * lower of the two (message-ttl, expires, max-length, max-length-bytes, delivery-limit),
+ * and a quorum queue's overflow, where RabbitMQ 3.10 lets the policy win.
  */
 export function effectiveQueueConfig(q: QueueIdentity, policy: PolicyQueueSettings | undefined): QueueConfig {
   const a = q.arguments;
@@ -210,6 +211,8 @@ export function effectiveQueueConfig(q: QueueIdentity, policy: PolicyQueueSettin
     const v = a[argKey];
     return v?.type === 'S' ? v.value : policyValue;
   };
+  const quorum = a['x-queue-type']?.type === 'S' && a['x-queue-type'].value === 'quorum';
+  const overflow = quorum ? (p.overflow ?? str('x-overflow', undefined)) : str('x-overflow', p.overflow);
   const config: QueueConfig = {
     queueId: q.queueId,
     vhost: q.vhost,
@@ -217,7 +220,7 @@ export function effectiveQueueConfig(q: QueueIdentity, policy: PolicyQueueSettin
     durable: q.durable,
     exclusive: q.exclusive,
     autoDelete: q.autoDelete,
-    overflow: (str('x-overflow', p.overflow) ?? 'drop-head') as OverflowMode,
+    overflow: (overflow ?? 'drop-head') as OverflowMode,
     maxPriority: fieldInt(a['x-max-priority']) ?? 0,
     singleActiveConsumer: a['x-single-active-consumer']?.type === 't' && a['x-single-active-consumer'].value === true,
   };
@@ -229,7 +232,7 @@ export function effectiveQueueConfig(q: QueueIdentity, policy: PolicyQueueSettin
   set('maxLength', lower('x-max-length', p['max-length']));
   set('maxLengthBytes', lower('x-max-length-bytes', p['max-length-bytes']));
   set('deliveryLimit', lower('x-delivery-limit', p['delivery-limit']));
-  if (a['x-queue-type']?.type === 'S' && a['x-queue-type'].value === 'quorum') config.deliveryCountHeader = true;
+  if (quorum) config.deliveryCountHeader = true;
   set('deadLetterExchange', str('x-dead-letter-exchange', p['dead-letter-exchange']));
   set('deadLetterRoutingKey', str('x-dead-letter-routing-key', p['dead-letter-routing-key']));
   return config;

@@ -124,7 +124,7 @@ export class Queue {
       this.ready.push(m);
       if (m.expiresAtMs !== 0 && m.expiresAtMs <= this.host.nowMs()) this.arrivedExpired.add(m);
     }
-    this.enforceLength();
+    this.enforceLength(true);
     return 'accepted';
   }
 
@@ -134,15 +134,29 @@ export class Queue {
     return c.maxLengthBytes !== undefined && this.ready.bodyBytes + m.bodyBytes > c.maxLengthBytes;
   }
 
-  /** drop-head: the oldest ready messages leave (dead-lettered as maxlen) until the limits hold. */
-  private enforceLength(): void {
+  /**
+   * drop-head: the oldest ready messages leave (dead-lettered as maxlen) until the limits hold.
+   * RabbitMQ offers an arriving message to the consumers before the limit applies, so what a
+   * consumer with credit can take now is delivered rather than dropped (x-max-length 0 makes
+   * a queue for live consumers only): over the limit after an arrival, one delivery pass runs
+   * first. After a requeue or a policy change RabbitMQ drops first, and so does this.
+   */
+  private enforceLength(arrival = false): void {
     const c = this.config;
     if (c.maxLength === undefined && c.maxLengthBytes === undefined) return;
+    let offered = !arrival || this.consumers.length === 0;
     for (;;) {
       const over =
         (c.maxLength !== undefined && this.ready.length > c.maxLength) ||
         (c.maxLengthBytes !== undefined && this.ready.bodyBytes > c.maxLengthBytes);
-      if (!over || !this.dropHead(DeadLetterReason.maxlen)) return;
+      if (!over) return;
+      if (!offered) {
+        offered = true;
+        // At most the excess: the arrivals, not a backlog held back by output backpressure.
+        this.deliver(c.maxLength !== undefined ? Math.max(1, this.ready.length - c.maxLength) : 1);
+        continue;
+      }
+      if (!this.dropHead(DeadLetterReason.maxlen)) return;
     }
   }
 
@@ -240,8 +254,18 @@ export class Queue {
     return best;
   }
 
+  /**
+   * Messages that arrived already expired (TTL 0) have had their one chance at a consumer
+   * only once a delivery pass ran; RabbitMQ offers them on arrival, so a basic.get, a count
+   * or a purge that comes after them in the same batch must not see them.
+   */
+  settleArrivals(): void {
+    if (this.arrivedExpired.size > 0) this.deliver(this.arrivedExpired.size);
+  }
+
   /** basic.get: the head message, or undefined when none is ready. */
   get(channel: ShardChannel, noAck: boolean): Message | undefined {
+    this.settleArrivals();
     this.touch();
     this.expireHead();
     const m = this.ready.shift();
@@ -296,6 +320,7 @@ export class Queue {
 
   /** queue.purge removes the ready messages (not the unacked ones), as RabbitMQ does. */
   purge(): number {
+    this.settleArrivals();
     let n = 0;
     for (;;) {
       const m = this.ready.shift();

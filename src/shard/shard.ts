@@ -431,6 +431,7 @@ export class Shard implements QueueHost {
   private onQueueStat(r: RecordReader): void {
     const reqId = r.u32();
     const q = this.queues.get(r.u32());
+    q?.settleArrivals();
     q?.touch();
     if (q !== undefined) q.expireHead();
     this.reply(reqId, q?.messageCount ?? 0, q?.consumers.length ?? 0);

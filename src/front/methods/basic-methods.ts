@@ -5,7 +5,7 @@ import { encodeShortstr } from '../../amqp/frame-writer.js';
 import { Method, ReplyCode } from '../../amqp/spec.generated.js';
 import { queueLabel, typeNames } from '../queue-args.js';
 import { noExchange } from './exchange-methods.js';
-import { usableQueue } from './queue-methods.js';
+import { expandQueueName, usableQueue } from './queue-methods.js';
 import { replyConsumerAlreadySet, replyConsumerMustNotAck, replyToPseudoQueue } from '../direct-reply.js';
 import { on, type HandlerTable } from './types.js';
 import type { Channel } from '../channel.js';
@@ -57,12 +57,13 @@ export function registerBasicMethods(t: HandlerTable): void {
       ch.startReplyConsumer(tag, encodeShortstr(tag));
       return;
     }
-    const q = usableQueue(ch, a.queue, 60, 20);
-    ch.broker.authorize(ch.conn, 'read', 'queue', q.name);
+    // rabbit_channel's order: the tag, then the read permission, then whether the queue is there.
     const tag = a.consumerTag === '' ? serverConsumerTag() : a.consumerTag;
     if (ch.consumers.has(tag) || ch.replyConsumer?.tag === tag) {
       throw new AmqpError(ReplyCode.notAllowed, `NOT_ALLOWED - attempt to reuse consumer tag '${tag}'`, 60, 20);
     }
+    ch.broker.authorize(ch.conn, 'read', 'queue', expandQueueName(ch, a.queue, 60, 20));
+    const q = usableQueue(ch, a.queue, 60, 20);
     const quorum = isQuorum(q);
     if (quorum && ch.globalPrefetch !== 0) {
       // rabbit_quorum_queue:consume refuses a channel with a global limit; rabbit_channel makes that a connection error.
@@ -104,18 +105,19 @@ export function registerBasicMethods(t: HandlerTable): void {
     // RabbitMQ dropped immediate in 3.0 and refuses it with a connection error.
     if (a.immediate) throw new AmqpError(ReplyCode.notImplemented, 'NOT_IMPLEMENTED - immediate=true', 60, 40);
     const vhost = ch.conn.vhost;
+    // The write permission comes first: a user learns nothing about exchanges it may not write to.
+    ch.broker.authorize(ch.conn, 'write', 'exchange', a.exchange);
     const ex = vhost.graph.getExchange(a.exchange);
     if (ex === undefined) throw noExchange(vhost.name, a.exchange, 60, 40);
     if (ex.internal) {
       throw new AmqpError(ReplyCode.accessRefused, `ACCESS_REFUSED - cannot publish to internal exchange '${a.exchange}' in vhost '${vhost.name}'`, 60, 40);
     }
-    ch.broker.authorize(ch.conn, 'write', 'exchange', a.exchange);
     ch.startPublish(a.exchange, a.routingKey, a.mandatory);
   });
 
   on(t, Method.BasicGet, async (ch, a) => {
+    ch.broker.authorize(ch.conn, 'read', 'queue', expandQueueName(ch, a.queue, 60, 70));
     const q = usableQueue(ch, a.queue, 60, 70);
-    ch.broker.authorize(ch.conn, 'read', 'queue', q.name);
     if (q.config.singleActiveConsumer && isQuorum(q)) {
       throw new AmqpError(
         ReplyCode.resourceLocked,

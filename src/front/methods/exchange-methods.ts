@@ -29,14 +29,22 @@ function inequivalent(vhost: string, name: string, arg: string, received: string
   );
 }
 
-/** Existence, default-exchange and permission checks shared by bind and unbind. */
+/**
+ * The checks exchange.bind and exchange.unbind make before looking anything up, in
+ * rabbit_channel's order: write on the destination, the default exchange, read on the source.
+ */
+function bindingPermissions(ch: Channel, source: string, destination: string, classId: number, methodId: number): void {
+  ch.broker.authorize(ch.conn, 'write', 'exchange', destination);
+  if (source === '' || destination === '') throw defaultExchangeRefused(classId, methodId);
+  ch.broker.authorize(ch.conn, 'read', 'exchange', source);
+}
+
+/** Permission, default-exchange and existence checks for exchange.bind. */
 function bindEnds(ch: Channel, source: string, destination: string, classId: number, methodId: number): void {
   const vhost = ch.conn.vhost;
-  if (source === '' || destination === '') throw defaultExchangeRefused(classId, methodId);
+  bindingPermissions(ch, source, destination, classId, methodId);
   if (vhost.graph.getExchange(destination) === undefined) throw noExchange(vhost.name, destination, classId, methodId);
   if (vhost.graph.getExchange(source) === undefined) throw noExchange(vhost.name, source, classId, methodId);
-  ch.broker.authorize(ch.conn, 'write', 'exchange', destination);
-  ch.broker.authorize(ch.conn, 'read', 'exchange', source);
 }
 
 export function registerExchangeMethods(t: HandlerTable): void {
@@ -51,10 +59,11 @@ export function registerExchangeMethods(t: HandlerTable): void {
       if (!exchangeTypes.has(a.type)) {
         throw new AmqpError(ReplyCode.commandInvalid, `COMMAND_INVALID - unknown exchange type '${a.type}'`, 40, 10);
       }
+      // rabbit_channel checks the configure permission before the reserved prefix.
+      ch.broker.authorize(ch.conn, 'configure', 'exchange', name);
       if (name.startsWith('amq.') && existing === undefined) {
         throw new AmqpError(ReplyCode.accessRefused, `ACCESS_REFUSED - exchange name '${name}' contains reserved prefix 'amq.*'`, 40, 10);
       }
-      ch.broker.authorize(ch.conn, 'configure', 'exchange', name);
       const ae = a.arguments['alternate-exchange'];
       if (existing === undefined && ae !== undefined && ae.type !== 'S') {
         // rabbit_channel checks it (rabbit_misc:r_arg) only for an exchange it is about to create.
@@ -64,6 +73,11 @@ export function registerExchangeMethods(t: HandlerTable): void {
           40,
           10,
         );
+      }
+      if (existing === undefined && ae?.type === 'S') {
+        // Unroutable messages flow from this exchange into the alternate: RabbitMQ checks both ends at declare.
+        ch.broker.authorize(ch.conn, 'read', 'exchange', name);
+        ch.broker.authorize(ch.conn, 'write', 'exchange', ae.value);
       }
       if (existing !== undefined) {
         if (existing.type !== a.type) throw inequivalent(vhost.name, name, 'type', a.type, existing.type);
@@ -103,9 +117,10 @@ export function registerExchangeMethods(t: HandlerTable): void {
     if (name.startsWith('amq.')) {
       throw new AmqpError(ReplyCode.accessRefused, `ACCESS_REFUSED - deletion of system ${exchangeLabel(vhost.name, name)} not allowed`, 40, 20);
     }
+    // Refused even when the exchange is not there, as in RabbitMQ: the permission is checked first.
+    ch.broker.authorize(ch.conn, 'configure', 'exchange', name);
     const existing = vhost.graph.getExchange(name);
     if (existing !== undefined) {
-      ch.broker.authorize(ch.conn, 'configure', 'exchange', name);
       if (a.ifUnused && vhost.graph.hasBindingsAsSource(name)) {
         throw new AmqpError(ReplyCode.preconditionFailed, `PRECONDITION_FAILED - ${exchangeLabel(vhost.name, name)} in use`, 40, 20);
       }
@@ -127,10 +142,8 @@ export function registerExchangeMethods(t: HandlerTable): void {
 
   on(t, Method.ExchangeUnbind, (ch, a) => {
     const vhost = ch.conn.vhost;
-    if (a.source === '' || a.destination === '') throw defaultExchangeRefused(40, 40);
+    bindingPermissions(ch, a.source, a.destination, 40, 40);
     if (vhost.graph.getExchange(a.source) !== undefined && vhost.graph.getExchange(a.destination) !== undefined) {
-      ch.broker.authorize(ch.conn, 'write', 'exchange', a.destination);
-      ch.broker.authorize(ch.conn, 'read', 'exchange', a.source);
       if (vhost.graph.unbind({ source: a.source, destination: a.destination, destinationKind: 'exchange', routingKey: a.routingKey, arguments: a.arguments })) {
         ch.broker.exchangeUnbound(vhost);
       }

@@ -56,6 +56,18 @@ function serverNamedQueue(): string {
   return `amq.gen-${randomBytes(16).toString('base64url').slice(0, 22)}`;
 }
 
+/**
+ * queue.bind and queue.unbind check in rabbit_channel's order, before looking anything up:
+ * write on the queue, then the default exchange, then read on the exchange.
+ */
+function bindingPermissions(ch: Channel, queue: string, exchange: string, classId: number, methodId: number): void {
+  ch.broker.authorize(ch.conn, 'write', 'queue', expandQueueName(ch, queue, classId, methodId));
+  if (exchange === '') {
+    throw new AmqpError(ReplyCode.accessRefused, 'ACCESS_REFUSED - operation not permitted on the default exchange', classId, methodId);
+  }
+  ch.broker.authorize(ch.conn, 'read', 'exchange', exchange);
+}
+
 export function registerQueueMethods(t: HandlerTable): void {
   on(t, Method.QueueDeclare, async (ch, a) => {
     const vhost = ch.conn.vhost;
@@ -72,7 +84,9 @@ export function registerQueueMethods(t: HandlerTable): void {
       if (existing === undefined) throw noQueue(vhost.name, name);
       ch.checkExclusiveAccess(existing);
     } else {
-      if (name.startsWith('amq.') && a.queue !== '' && existing === undefined) {
+      // Unlike exchanges, even an existing amq.* queue (a server-named one) cannot be declared by
+      // name: rabbit_channel checks the name before it looks the queue up; passive declares may.
+      if (name.startsWith('amq.') && a.queue !== '') {
         throw new AmqpError(ReplyCode.accessRefused, `ACCESS_REFUSED - queue name '${name}' contains reserved prefix 'amq.*'`, 50, 10);
       }
       ch.broker.authorize(ch.conn, 'configure', 'queue', name);
@@ -122,14 +136,10 @@ export function registerQueueMethods(t: HandlerTable): void {
 
   on(t, Method.QueueBind, (ch, a) => {
     const vhost = ch.conn.vhost;
+    bindingPermissions(ch, a.queue, a.exchange, 50, 20);
     const q = usableQueue(ch, a.queue, 50, 20);
-    if (a.exchange === '') {
-      throw new AmqpError(ReplyCode.accessRefused, 'ACCESS_REFUSED - operation not permitted on the default exchange', 50, 20);
-    }
     const ex = vhost.graph.getExchange(a.exchange);
     if (ex === undefined) throw noExchange(vhost.name, a.exchange, 50, 20);
-    ch.broker.authorize(ch.conn, 'write', 'queue', q.name);
-    ch.broker.authorize(ch.conn, 'read', 'exchange', a.exchange);
     if (ex.type === 'headers') {
       const err = validateHeadersBindingArgs(a.arguments);
       if (err !== undefined) throw new AmqpError(ReplyCode.preconditionFailed, `PRECONDITION_FAILED - ${err}`, 50, 20);
@@ -144,14 +154,10 @@ export function registerQueueMethods(t: HandlerTable): void {
 
   on(t, Method.QueueUnbind, (ch, a) => {
     const vhost = ch.conn.vhost;
-    if (a.exchange === '') {
-      throw new AmqpError(ReplyCode.accessRefused, 'ACCESS_REFUSED - operation not permitted on the default exchange', 50, 50);
-    }
+    bindingPermissions(ch, a.queue, a.exchange, 50, 50);
     const q = vhost.queues.get(expandQueueName(ch, a.queue, 50, 50));
     if (q !== undefined && vhost.graph.getExchange(a.exchange) !== undefined) {
       ch.checkExclusiveAccess(q);
-      ch.broker.authorize(ch.conn, 'write', 'queue', q.name);
-      ch.broker.authorize(ch.conn, 'read', 'exchange', a.exchange);
       const routingKey = a.queue === '' && a.routingKey === '' ? q.name : a.routingKey;
       if (vhost.graph.unbind({ source: a.exchange, destination: q.name, destinationKind: 'queue', routingKey, arguments: a.arguments })) {
         ch.broker.exchangeUnbound(vhost);
@@ -161,19 +167,21 @@ export function registerQueueMethods(t: HandlerTable): void {
   });
 
   on(t, Method.QueuePurge, async (ch, a) => {
+    ch.broker.authorize(ch.conn, 'read', 'queue', expandQueueName(ch, a.queue, 50, 30));
     const q = usableQueue(ch, a.queue, 50, 30);
-    ch.broker.authorize(ch.conn, 'read', 'queue', q.name);
     const messageCount = await q.shard.purgeQueue(q.queueId);
     if (!a.nowait) ch.conn.sendMethod(ch.id, { id: Method.QueuePurgeOk, args: { messageCount } });
   });
 
   on(t, Method.QueueDelete, async (ch, a) => {
     const vhost = ch.conn.vhost;
-    const q = vhost.queues.get(expandQueueName(ch, a.queue, 50, 40));
+    const name = expandQueueName(ch, a.queue, 50, 40);
+    // Refused even when the queue is not there, as in RabbitMQ: the permission is checked first.
+    ch.broker.authorize(ch.conn, 'configure', 'queue', name);
+    const q = vhost.queues.get(name);
     let messageCount = 0;
     if (q !== undefined) {
       ch.checkExclusiveAccess(q);
-      ch.broker.authorize(ch.conn, 'configure', 'queue', q.name);
       if (a.ifUnused && q.consumers.size > 0) {
         throw new AmqpError(ReplyCode.preconditionFailed, `PRECONDITION_FAILED - ${queueLabel(q.vhost, q.name)} in use`, 50, 40);
       }
