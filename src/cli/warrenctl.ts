@@ -145,6 +145,11 @@ Commands:
   close_connection NAME EXPLANATION
   export_definitions FILE|-         import_definitions FILE|-
   hash_password PASSWORD            ping
+  set_vm_memory_high_watermark FRACTION | absolute SIZE
+                                    block publishers while the node's memory is above it (0.4, 2GB)
+  set_disk_free_limit SIZE | mem_relative FACTOR
+                                    block publishers while free disk is below it (50MB, 1GiB)
+  alarms                            the alarms blocking publishers on this node
   cluster_status                    members (disk, running), the controller, forgotten nodes,
                                     and this node's replicas with their watermarks
   forget_cluster_node NODE          remove a stopped NODE from the cluster; it may not rejoin

@@ -16,6 +16,7 @@
  *   P queues/<vhost>/<name>                 JSON placement; the queue id is the key's create_revision
  *   P poll/<queueId>/<nonce>[/<node>]       a controller's question to a queue's replicas, and their answers (replica-poll.ts)
  *   P secret-check                          fingerprint of the cluster secret (secret-check.ts)
+ *   P alarms/<node>                         JSON list of the node's resource alarms (alarm-sync.ts)
  *
  * Every name and vhost segment is encodeURIComponent-encoded, so a '/' in a name cannot make
  * one key look like another.
@@ -30,6 +31,7 @@ const enc = encodeURIComponent;
 
 export const membersPrefix = 'members/';
 export const forgottenPrefix = 'forgotten/';
+export const alarmsPrefix = 'alarms/';
 export const defsPrefix = 'defs/';
 export const placementPrefix = 'queues/';
 /** etcd3's Election keeps its candidates under `election/<name>/` of the namespace it is given. */
@@ -44,7 +46,11 @@ export function forgottenKey(node: string): string {
 }
 
 /** The node name a members/ or forgotten/ key holds, or undefined for a key outside that prefix. */
-export function nodeOfKey(prefix: typeof membersPrefix | typeof forgottenPrefix, key: string): string | undefined {
+export function alarmKey(node: string): string {
+  return `${alarmsPrefix}${enc(node)}`;
+}
+
+export function nodeOfKey(prefix: typeof membersPrefix | typeof forgottenPrefix | typeof alarmsPrefix, key: string): string | undefined {
   if (!key.startsWith(prefix)) return undefined;
   const rest = key.slice(prefix.length);
   if (rest === '' || rest.includes('/')) return undefined;

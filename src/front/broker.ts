@@ -30,6 +30,14 @@ import { VHost } from './vhost.js';
 import { creditTableSlots } from '../shard/consumer.js';
 import { isDeathCycle } from '../shard/dead-letter.js';
 import { DirectReplies, nodeToken, replyNameToken } from './direct-reply.js';
+import { alarmBlockReason, type AlarmResource, type ResourceMonitor } from './resource-alarms.js';
+
+/** One alarm as the listings show it: the node that has it, RabbitMQ's resource, and the reason clients are told. */
+export interface NodeAlarmInfo {
+  node: string;
+  resource: AlarmResource;
+  reason: string;
+}
 
 /** Front→shard bytes waiting outside a full ring before the publishing socket stops being read. */
 const ringPendingPauseBytes = 4 * 1024 * 1024;
@@ -83,6 +91,15 @@ export interface Publisher {
   hasConsumers(): boolean;
 }
 
+/**
+ * What blocks publishers: a full ring or link, a log that cannot be written, a resource alarm
+ * of this node, or one of another node of the cluster (RabbitMQ's alarms are cluster-wide).
+ */
+export type BlockSource = 'ring' | 'store' | AlarmResource | 'cluster';
+
+/** Which alarm resource each of this node's block sources counts as in the listings (RabbitMQ has only these two). */
+const blockSourceResource: Record<Exclude<BlockSource, 'cluster'>, AlarmResource> = { ring: 'memory', store: 'disk', memory: 'memory', disk: 'disk' };
+
 /** Where a queue led by another node lives, as cluster placement says. */
 export interface RemotePlacement {
   queueId: number;
@@ -104,8 +121,10 @@ export class Broker implements RemoteLinkHost {
   /** The cluster secret and this node's name, once the peer listener runs (startPeerListener). */
   peerIdentity: PeerIdentity | undefined;
   readonly connections = new Set<Connection>();
-  /** Set while publishers are blocked (connection.blocked sent); the reason string. */
-  blockedReason: string | undefined;
+  /** Why publishers are blocked (connection.blocked sent), by source; empty when they are not. */
+  private readonly blockReasons = new Map<BlockSource, string>();
+  /** The resource alarms' monitor (set by the node; warrenctl's set_vm_memory_high_watermark and set_disk_free_limit change it). */
+  resources: ResourceMonitor | undefined;
   readonly policies = new PolicyStore();
   /** Front-side histograms: publish→confirm (node-wide). */
   readonly latency = new LatencyRecorder();
@@ -123,6 +142,11 @@ export class Broker implements RemoteLinkHost {
   private readonly dirtyShards = new Set<QueueLink>();
   private flushScheduled = false;
   private readonly pausedByRing = new Set<Publisher>();
+  /** Publishing connections not read while a resource alarm is in effect. */
+  private readonly pausedByAlarm = new Set<Publisher>();
+  /** A resource alarm (memory or disk, here or on another node) is in effect: publishing clients are held (holdPublisher). */
+  alarmBlocked = false;
+  private remoteAlarms: { node: string; resource: AlarmResource }[] = [];
   /** Publishing connections paused by a shard's flow signal, with when they were paused. */
   private readonly pausedByFlow = new Map<Publisher, number>();
   private flowTimer: NodeJS.Timeout | undefined;
@@ -292,10 +316,10 @@ export class Broker implements RemoteLinkHost {
       conn.pauseReading();
       this.pausedByRing.add(conn);
     }
-    if (pending > ringPendingBlockBytes && this.blockedReason === undefined) {
-      this.blockedReason = `${shard.label} ${shard.remoteNode === undefined ? 'ring' : 'link'} full`;
-      this.log.warn(`blocking publishers: ${this.blockedReason}`);
-      for (const c of this.connections) c.setBlocked(this.blockedReason);
+    if (pending > ringPendingBlockBytes && !this.blockReasons.has('ring')) {
+      const reason = `${shard.label} ${shard.remoteNode === undefined ? 'ring' : 'link'} full`;
+      this.log.warn(`blocking publishers: ${reason}`);
+      this.setBlock('ring', reason);
     }
   }
 
@@ -317,7 +341,7 @@ export class Broker implements RemoteLinkHost {
     for (const [conn, since] of this.pausedByFlow) {
       if (congested && now - since < flowPauseMaxMs) continue;
       this.pausedByFlow.delete(conn);
-      if (!this.pausedByRing.has(conn)) conn.resumeReading();
+      this.maybeResume(conn);
     }
     if (this.pausedByFlow.size === 0 && this.flowTimer !== undefined) {
       clearInterval(this.flowTimer);
@@ -328,14 +352,96 @@ export class Broker implements RemoteLinkHost {
   private onShardDrained(shard: QueueLink): void {
     if (this.shards.some((s) => s.pendingBytes > 0)) return;
     for (const r of this.remoteLinks.values()) if (r.pendingBytes > 0) return;
-    for (const c of this.pausedByRing) if (!this.pausedByFlow.has(c)) c.resumeReading();
+    const paused = [...this.pausedByRing];
     this.pausedByRing.clear();
-    if (this.blockedReason !== undefined) {
-      this.log.info(`unblocking publishers (${shard.label} drained)`);
-      this.blockedReason = undefined;
-      for (const c of this.connections) c.setUnblocked();
+    for (const c of paused) this.maybeResume(c);
+    if (this.blockReasons.has('ring')) {
+      this.log.info(`${shard.label} drained: the ring no longer blocks publishers`);
+      this.clearBlock('ring');
       this.flushAll();
     }
+  }
+
+  /** Reads a publisher again unless something else still holds it. */
+  private maybeResume(conn: Publisher): void {
+    if (this.pausedByRing.has(conn) || this.pausedByFlow.has(conn) || this.pausedByAlarm.has(conn)) return;
+    conn.resumeReading();
+  }
+
+  /** The reason connection.blocked gives, while anything blocks publishers. */
+  get blockedReason(): string | undefined {
+    for (const reason of this.blockReasons.values()) return reason;
+    return undefined;
+  }
+
+  /**
+   * What blocks publishers now, as alarms in RabbitMQ's two resources (a full ring counts as
+   * memory, an unwritable log as disk), this node's first, then the other nodes' of the cluster.
+   */
+  alarms(): NodeAlarmInfo[] {
+    const node = this.config.nodeName;
+    const own: NodeAlarmInfo[] = [];
+    for (const [source, reason] of this.blockReasons) if (source !== 'cluster') own.push({ node, resource: blockSourceResource[source], reason });
+    return [...own, ...this.remoteAlarms.map((a) => ({ node: a.node, resource: a.resource, reason: alarmBlockReason[a.resource] }))];
+  }
+
+  /** The other nodes' resource alarms (cluster/alarm-sync.ts): they hold this node's publishers too. */
+  setRemoteAlarms(alarms: readonly { node: string; resource: AlarmResource }[]): void {
+    this.remoteAlarms = [...alarms];
+    const first = alarms[0];
+    if (first === undefined) this.clearBlock('cluster');
+    else this.setBlock('cluster', alarmBlockReason[first.resource]);
+  }
+
+  /**
+   * RabbitMQ's connection states under a resource alarm: 'blocked' once this node stopped reading
+   * a connection that published, 'blocking' for the others until they publish; undefined without an alarm.
+   */
+  alarmState(p: Publisher): 'blocked' | 'blocking' | undefined {
+    if (this.pausedByAlarm.has(p)) return 'blocked';
+    return this.alarmBlocked ? 'blocking' : undefined;
+  }
+
+  /**
+   * A client connection published while a resource alarm is in effect: it is not read again
+   * until the alarm clears (RabbitMQ's 'blocked'; until they publish, the others are 'blocking').
+   * Peer links are never held: they carry other nodes' consumers too, and a forwarded publish
+   * was held, if at all, at the node its client is on.
+   */
+  holdPublisher(conn: Publisher): void {
+    if (!this.alarmBlocked || this.pausedByAlarm.has(conn)) return;
+    conn.pauseReading();
+    this.pausedByAlarm.add(conn);
+  }
+
+  private holdsPublishers(): boolean {
+    return this.blockReasons.has('memory') || this.blockReasons.has('disk') || this.blockReasons.has('cluster');
+  }
+
+  /** Publishers are blocked for `source` (connection.blocked to every client the first time anything blocks). */
+  setBlock(source: BlockSource, reason: string): void {
+    const wasBlocked = this.blockReasons.size > 0;
+    this.blockReasons.set(source, reason);
+    this.alarmBlocked = this.holdsPublishers();
+    if (!wasBlocked) for (const c of this.connections) c.setBlocked(reason);
+  }
+
+  /** `source` no longer blocks; once nothing does, clients get connection.unblocked and alarm-paused publishers are read again. */
+  clearBlock(source: BlockSource): void {
+    if (!this.blockReasons.delete(source)) return;
+    this.alarmBlocked = this.holdsPublishers();
+    if (!this.alarmBlocked && this.pausedByAlarm.size > 0) {
+      const paused = [...this.pausedByAlarm];
+      this.pausedByAlarm.clear();
+      for (const c of paused) this.maybeResume(c);
+    }
+    if (this.blockReasons.size === 0) for (const c of this.connections) c.setUnblocked();
+  }
+
+  /** A resource alarm from the monitor (resource-alarms.ts). */
+  onResourceAlarm(resource: AlarmResource, active: boolean, reason: string): void {
+    if (active) this.setBlock(resource, reason);
+    else this.clearBlock(resource);
   }
 
   private scheduleFlush(): void {
@@ -724,6 +830,7 @@ export class Broker implements RemoteLinkHost {
   forgetPublisher(p: Publisher): void {
     this.pausedByRing.delete(p);
     this.pausedByFlow.delete(p);
+    this.pausedByAlarm.delete(p);
   }
 
   onShardRecord(shard: QueueLink, kind: number, body: Buffer): void {
@@ -762,12 +869,10 @@ export class Broker implements RemoteLinkHost {
       const reason = r.str();
       if (failing) {
         this.log.error(`${reason}: blocking publishers until the log can be written again`);
-        this.blockedReason = reason;
-        for (const c of this.connections) c.setBlocked(reason);
-      } else if (this.blockedReason !== undefined) {
-        this.log.info(`${shard.label} log writable again: unblocking publishers`);
-        this.blockedReason = undefined;
-        for (const c of this.connections) c.setUnblocked();
+        this.setBlock('store', reason);
+      } else if (this.blockReasons.has('store')) {
+        this.log.info(`${shard.label} log writable again: it no longer blocks publishers`);
+        this.clearBlock('store');
       }
       this.flushAll();
       return;

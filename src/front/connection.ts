@@ -363,8 +363,10 @@ export class Connection {
     const intervalMs = (this.heartbeatS * 1000) / 2;
     this.heartbeatTimer = setInterval(() => {
       if (this.state === 'closed') return;
-      // Dead peer: nothing at all received for two heartbeat intervals.
-      if (Date.now() - this.lastRecvMs > this.heartbeatS * 2000) {
+      // Dead peer: nothing at all received for two heartbeat intervals. A socket this node does
+      // not read (flow, a resource alarm) is not judged, as RabbitMQ disables heartbeat monitoring then.
+      if (this.readPaused) this.lastRecvMs = Date.now();
+      else if (Date.now() - this.lastRecvMs > this.heartbeatS * 2000) {
         this.broker.log.warn(`closing connection ${this.name}: missed heartbeats from client, timeout: ${this.heartbeatS}s`);
         this.transport.destroy();
         return;

@@ -18,6 +18,7 @@ import type { QueueStatsEntry } from '../front/shard-link.js';
 import { UserError, hashPassword } from '../front/users.js';
 import { AdminError, ExitCode } from './admin-error.js';
 import { placementLookup, type PlacementLookup, type QueuePlacementFacts } from './cluster-ops.js';
+import { parseByteSize, parseDiskFreeLimit, type MemoryWatermark, type ResourceMonitor } from '../front/resource-alarms.js';
 
 export { AdminError, ExitCode };
 
@@ -393,7 +394,7 @@ function connectionRow(c: Connection): Row {
     peer_host: c.transport.remoteAddress,
     peer_port: c.transport.remotePort,
     port: c.transport.localPort,
-    state: c.state === 'open' || c.state === 'opened' ? 'running' : c.state,
+    state: c.state === 'open' || c.state === 'opened' ? (c.broker.alarmState(c) ?? 'running') : c.state,
     channels: c.channels.size,
     protocol: 'AMQP 0-9-1',
     timeout: c.heartbeatS,
@@ -485,4 +486,54 @@ export async function importAllDefinitions(b: Broker, d: unknown): Promise<void>
 /** rabbitmqctl hash_password: the hash RabbitMQ would store for this password. */
 export function hashUserPassword(password: string): string {
   return hashPassword(password);
+}
+
+// ---- resource alarms ------------------------------------------------------------
+
+function resourceMonitor(b: Broker): ResourceMonitor {
+  const r = b.resources;
+  if (r === undefined) throw new AdminError('this node does not monitor its memory and disk');
+  return r;
+}
+
+const badArgument = (detail?: string): AdminError =>
+  new AdminError(`Error (argument validation): Bad argument${detail === undefined ? '.' : `: ${detail}`}`, ExitCode.usage);
+
+/** rabbitmqctl set_vm_memory_high_watermark FRACTION | absolute SIZE: takes effect at once. */
+export async function setVmMemoryHighWatermark(b: Broker, args: string[]): Promise<string> {
+  const monitor = resourceMonitor(b);
+  let watermark: MemoryWatermark | undefined;
+  let shown: string;
+  if (args[0] === 'absolute' && args.length === 2) {
+    const bytes = parseByteSize(args[1] ?? '');
+    if (bytes === undefined) throw badArgument();
+    watermark = { absoluteBytes: bytes };
+    shown = `${args[1] ?? ''} bytes`;
+  } else if (args.length === 1) {
+    const text = args[0] ?? '';
+    if (!/^-?\d+(\.\d+)?$/.test(text)) throw badArgument();
+    const relative = Number(text);
+    if (relative < 0 || relative > 1) throw badArgument('The threshold should be a fraction between 0.0 and 1.0');
+    watermark = { relative };
+    shown = text;
+  } else {
+    throw badArgument();
+  }
+  await monitor.setMemoryWatermark(watermark);
+  return `Setting memory threshold on ${b.config.nodeName} to ${shown} ...`;
+}
+
+/** rabbitmqctl set_disk_free_limit SIZE | mem_relative FACTOR: takes effect at once. */
+export async function setDiskFreeLimit(b: Broker, args: string[]): Promise<string> {
+  const monitor = resourceMonitor(b);
+  const limit = parseDiskFreeLimit(args.join(' '));
+  if (limit === undefined || args.length > 2) throw badArgument();
+  await monitor.setDiskFreeLimit(limit);
+  const shown = 'memRelative' in limit ? `${args[1] ?? ''} times the total RAM` : `${args[0] ?? ''} bytes`;
+  return `Setting disk free limit on ${b.config.nodeName} to ${shown} ...`;
+}
+
+/** rabbitmq-diagnostics alarms: what blocks publishers on this node now, its own alarms and the cluster's. */
+export function listAlarms(b: Broker): Listing {
+  return { columns: ['node', 'resource', 'reason'], rows: b.alarms().map((a) => ({ node: a.node, resource: a.resource, reason: a.reason })) };
 }

@@ -7,7 +7,8 @@
 import {
   AdminError, ExitCode, addUser, addVhost, authenticateUser, changePassword, clearPassword, clearPermissions, clearPolicy, closeConnection,
   deleteUser, deleteVhost, exportAllDefinitions, hashUserPassword, importAllDefinitions, listBindings, listConnections, listConsumers,
-  listExchanges, listPermissions, listPolicies, listQueues, listUserPermissions, listUsers, listVhosts, setPermissions, setPolicy, setUserTags,
+  listAlarms, listExchanges, listPermissions, listPolicies, listQueues, listUserPermissions, listUsers, listVhosts, setDiskFreeLimit, setPermissions, setPolicy,
+  setUserTags, setVmMemoryHighWatermark,
   type Listing,
 } from './admin-commands.js';
 import type { Broker } from '../front/broker.js';
@@ -111,6 +112,10 @@ export const adminCommands: Record<string, Command> = {
   export_definitions: { min: 0, max: 0, run: (b) => ({ ok: true, result: exportAllDefinitions(b) }) },
   import_definitions: { min: 0, max: 0, run: async (b, _a, r) => void (await importAllDefinitions(b, r.definitions)) },
   hash_password: { min: 1, max: 1, run: (_b, a) => ({ ok: true, result: hashUserPassword(arg(a, 0)) }) },
+  /** Resource alarms (resource-alarms.ts): the limits change at once; `alarms` lists what blocks publishers. */
+  set_vm_memory_high_watermark: { min: 1, max: 2, run: async (b, a) => result(await setVmMemoryHighWatermark(b, a)) },
+  set_disk_free_limit: { min: 1, max: 2, run: async (b, a) => result(await setDiskFreeLimit(b, a)) },
+  alarms: { min: 0, max: 0, run: (b) => listing(listAlarms(b)) },
   /** The status document (cluster-ops.ts ClusterStatusDoc); warrenctl renders it as text or prints it as JSON. */
   cluster_status: { min: 0, max: 0, run: async (b) => ({ ok: true, result: await clusterStatus(b) }) },
   /** Answers nothing, or a line per replicated queue that still names the node (cluster-ops.ts). */

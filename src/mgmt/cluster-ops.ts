@@ -130,11 +130,10 @@ export function diskNodes(view: Pick<ClusterStatusView, 'members' | 'forgotten'>
 }
 
 function thisNodeFacts(b: Broker, node: string): Pick<ClusterStatusDoc, 'versions' | 'cpu_cores' | 'alarms'> {
-  const reason = b.blockedReason;
   return {
     versions: { [node]: { rabbitmq_name: 'warren', rabbitmq_version: warrenVersion, erlang_version: `Node.js ${process.version}` } },
     cpu_cores: { [node]: availableParallelism() },
-    alarms: reason === undefined ? [] : [{ node, resource: /ring full/.test(reason) ? 'memory' : 'disk', reason }],
+    alarms: b.alarms(),
   };
 }
 

@@ -3,13 +3,16 @@
  * Prometheus: listeners, memory, disk, file descriptors, alarms and ring occupancy.
  */
 import { readdirSync, readFileSync, statfsSync } from 'node:fs';
-import { availableParallelism, totalmem } from 'node:os';
+import { availableParallelism } from 'node:os';
 import type { Broker } from '../front/broker.js';
+import { availableMemoryBytes, defaultDiskFreeLimit, defaultMemoryWatermark, type AlarmResource, type MemoryWatermark } from '../front/resource-alarms.js';
 
-/** RabbitMQ's default vm_memory_high_watermark (relative): the memory limit shown for the node. */
-const memoryWatermarkFraction = 0.4;
-/** RabbitMQ's default disk_free_limit (50 MB). */
-export const diskFreeLimitBytes = 50_000_000;
+const diskFreeLimitDefaultBytes = 'absoluteBytes' in defaultDiskFreeLimit ? defaultDiskFreeLimit.absoluteBytes : 0;
+
+function relativeOf(w: MemoryWatermark): number {
+  return 'relative' in w ? w.relative : 0;
+}
+
 
 /** Anything with a ring's gauges: RingWriter (front→shard) and RingReader (shard→front) both fit. */
 export interface RingGauge {
@@ -27,7 +30,7 @@ export interface ListenerInfo {
 
 export interface Alarm {
   node: string;
-  resource: 'memory' | 'disk';
+  resource: AlarmResource;
   reason: string;
 }
 
@@ -49,8 +52,13 @@ export class NodeFacts {
     return process.memoryUsage.rss();
   }
 
+  /** The memory alarm's limit (resource-alarms.ts); RabbitMQ's default fraction where no monitor runs (tests of the API alone). */
   memoryLimitBytes(): number {
-    return Math.floor(totalmem() * memoryWatermarkFraction);
+    return this.broker.resources?.memoryLimitBytes() ?? Math.floor(availableMemoryBytes() * relativeOf(defaultMemoryWatermark));
+  }
+
+  diskFreeLimitBytes(): number {
+    return this.broker.resources?.diskFreeLimitBytes() ?? diskFreeLimitDefaultBytes;
   }
 
   /** Free bytes on the data directory's file system (0 when it cannot be read). */
@@ -81,13 +89,12 @@ export class NodeFacts {
   }
 
   /**
-   * Alarms in effect: warren blocks publishers (connection.blocked) when a shard's ring stays
-   * full (a memory alarm: buffered data past its bound) or its log cannot be written (disk).
+   * Alarms in effect: the resource alarms (memory past its watermark, free disk under its limit),
+   * and warren's own reasons to block publishers, a shard's ring staying full (counted as memory)
+   * or its log not writable (disk).
    */
   alarms(): Alarm[] {
-    const reason = this.broker.blockedReason;
-    if (reason === undefined) return [];
-    return [{ node: this.nodeName, resource: /ring full/.test(reason) ? 'memory' : 'disk', reason }];
+    return this.broker.alarms();
   }
 
   /** Every ring of the node: front→shard writers and shard→front readers. */
@@ -115,7 +122,7 @@ export class NodeFacts {
       mem_limit: memLimit,
       mem_alarm: alarms.some((a) => a.resource === 'memory'),
       disk_free: diskFree,
-      disk_free_limit: diskFreeLimitBytes,
+      disk_free_limit: this.diskFreeLimitBytes(),
       disk_free_alarm: alarms.some((a) => a.resource === 'disk'),
       fd_used: this.fdUsed(),
       fd_total: this.fdTotal(),

@@ -11,7 +11,6 @@ import type { Histogram as HdrHistogram } from 'hdr-histogram-js';
 import type { LatencyStage } from '../metrics/latency.js';
 import { warrenVersion } from '../node/version.js';
 import { countAtOrBelow, stageHistograms } from './hdr-view.js';
-import { diskFreeLimitBytes } from './node-facts.js';
 import type { Mgmt } from './router.js';
 import { fetchQueueStats } from './stats-sampler.js';
 
@@ -131,7 +130,7 @@ export class PrometheusMetrics {
     set('rabbitmq_process_resident_memory_bytes', facts.memoryUsedBytes());
     set('rabbitmq_resident_memory_limit_bytes', facts.memoryLimitBytes());
     set('rabbitmq_disk_space_available_bytes', facts.diskFreeBytes());
-    set('rabbitmq_disk_space_available_limit_bytes', diskFreeLimitBytes);
+    set('rabbitmq_disk_space_available_limit_bytes', facts.diskFreeLimitBytes());
     set('rabbitmq_process_open_fds', facts.fdUsed());
     set('rabbitmq_process_max_fds', facts.fdTotal());
     const alarms = facts.alarms();

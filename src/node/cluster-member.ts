@@ -27,6 +27,8 @@ import { DefinitionsSync } from '../cluster/definitions-sync.js';
 import { PlacementStore, chooseMembers, nodeLoad, type PlacedQueue, type Placement, type PlacementSpec, type QueueDecl } from '../cluster/placement.js';
 import { ReplicaPoll, pollDecisionMaxMs } from '../cluster/replica-poll.js';
 import { MembershipChanges } from '../cluster/membership.js';
+import { AlarmSync } from '../cluster/alarm-sync.js';
+import type { AlarmResource } from '../front/resource-alarms.js';
 import { PeerDeathCheck } from '../cluster/death-evidence.js';
 import { checkClusterSecret } from '../cluster/secret-check.js';
 import { StartError } from './start-error.js';
@@ -92,6 +94,7 @@ export class ClusterMember implements ClusterQueues {
   private readonly defs: DefinitionsSync;
   private readonly placements: PlacementStore;
   private readonly poll: ReplicaPoll;
+  private readonly alarms: AlarmSync;
   private readonly controller: Controller;
   readonly members = new Map<string, MemberInfo>();
   private readonly known = new Map<string, PlacedQueue>();
@@ -123,6 +126,7 @@ export class ClusterMember implements ClusterQueues {
     this.plane = new ControlPlane({ hosts: o.etcd, clusterName: o.clusterName, leaseMs: o.leaseMs, log: o.log });
     this.defs = new DefinitionsSync(this.plane.ns, o.log);
     this.placements = new PlacementStore(this.plane.ns);
+    this.alarms = new AlarmSync(this.plane.ns, o.nodeName, (node) => this.members.has(node), (alarms) => o.broker.setRemoteAlarms(alarms), o.log);
     this.poll = new ReplicaPoll(this.plane.ns, o.nodeName, async (queueId, epoch, fenceMs) => {
       const s = await o.replicator.answerPoll(queueId, epoch, fenceMs);
       return s === undefined ? undefined : { epoch: s.epoch, offset: s.logEnd };
@@ -186,8 +190,11 @@ export class ClusterMember implements ClusterQueues {
           if (ev.member !== undefined) this.o.log.info(`cluster: node ${ev.name} left`);
           if (ev.name !== this.o.nodeName) this.dropTransientQueuesLater(ev.name);
         }
+        this.alarms.membersChanged();
       }),
     );
+    await this.alarms.start([]);
+    this.closers.push(this.alarms);
 
     // Definitions: the cluster's win; a first node seeds the cluster with its own.
     const doc = await this.defs.load();
@@ -216,6 +223,11 @@ export class ClusterMember implements ClusterQueues {
    */
   private peerDown(node: string): void {
     if (!this.stopped) void this.deaths.linkClosed(node);
+  }
+
+  /** This node's resource alarms changed (front/resource-alarms.ts): the other nodes hold their publishers too. */
+  publishAlarms(resources: readonly AlarmResource[]): Promise<void> {
+    return this.alarms.publish(resources);
   }
 
   private noteMember(m: MemberInfo): void {

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { isLogLevel, type LogLevel } from './logger.js';
 import { parseFsyncPolicy } from '../store/fsync-policy.js';
+import { parseDiskFreeLimit, parseMemoryWatermark } from '../front/resource-alarms.js';
 
 export interface NodeConfig {
   host: string;
@@ -64,6 +65,10 @@ export interface NodeConfig {
   tlsVerify: string;
   /** RabbitMQ's consumer_timeout (ms): a channel with a delivery unacked this long is closed with 406; 0 never. */
   consumerTimeoutMs: number;
+  /** RabbitMQ's vm_memory_high_watermark: a fraction of the memory ("0.4") or a size ("2GB"); past it publishers are blocked. */
+  vmMemoryHighWatermark: string;
+  /** RabbitMQ's disk_free_limit: a size ("50MB") or "mem_relative 1.5"; under it publishers are blocked. */
+  diskFreeLimit: string;
 }
 
 export const tlsVerifyModes = ['none', 'peer', 'require'] as const;
@@ -108,6 +113,8 @@ const options: Option[] = [
   { flag: 'advertise-host', env: 'WARREN_ADVERTISE_HOST', key: 'advertiseHost', kind: 'string', help: 'address other nodes use to reach this one (default: the bind address)' },
   { flag: 'lease-ms', env: 'WARREN_LEASE_MS', key: 'leaseMs', kind: 'int', help: "TTL of the node's etcd membership lease: a silent node is failed over after it (default 3000)" },
   { flag: 'consumer-timeout-ms', env: 'WARREN_CONSUMER_TIMEOUT_MS', key: 'consumerTimeoutMs', kind: 'int', help: "close a channel whose delivery stays unacked this long, as RabbitMQ's consumer_timeout; 0 never (default 1800000)" },
+  { flag: 'vm-memory-high-watermark', env: 'WARREN_VM_MEMORY_HIGH_WATERMARK', key: 'vmMemoryHighWatermark', kind: 'string', help: "block publishers while the node's memory is above this: a fraction of the memory, or a size such as 2GB (default 0.4, as RabbitMQ)" },
+  { flag: 'disk-free-limit', env: 'WARREN_DISK_FREE_LIMIT', key: 'diskFreeLimit', kind: 'string', help: "block publishers while the data directory's disk has less free space: a size such as 50MB or 1GiB, or 'mem_relative 1.5' (default 50MB, as RabbitMQ)" },
   { flag: 'tls-port', env: 'WARREN_TLS_PORT', key: 'tlsPort', kind: 'port', help: "AMQPS (TLS) port, RabbitMQ's is 5671; needs --tls-cert and --tls-key; 0 picks a free one (default off)" },
   { flag: 'tls-cert', env: 'WARREN_TLS_CERT', key: 'tlsCert', kind: 'string', help: "PEM file of the node's certificate, chain after it" },
   { flag: 'tls-key', env: 'WARREN_TLS_KEY', key: 'tlsKey', kind: 'string', help: "PEM file of the certificate's private key" },
@@ -152,6 +159,8 @@ export function defaultConfig(): NodeConfig {
     tlsCa: '',
     tlsVerify: 'none',
     consumerTimeoutMs: 30 * 60 * 1000,
+    vmMemoryHighWatermark: '0.4',
+    diskFreeLimit: '50MB',
   };
 }
 
@@ -252,6 +261,12 @@ function validate(c: NodeConfig): void {
   if (c.tlsPort !== 'off') {
     if (c.tlsCert === '' || c.tlsKey === '') throw new ConfigError('--tls-port needs --tls-cert and --tls-key (PEM files)');
     if (c.tlsVerify !== 'none' && c.tlsCa === '') throw new ConfigError(`--tls-verify ${c.tlsVerify} needs --tls-ca: the CAs client certificates must chain to`);
+  }
+  if (parseMemoryWatermark(c.vmMemoryHighWatermark) === undefined) {
+    throw new ConfigError(`--vm-memory-high-watermark must be a fraction between 0.0 and 1.0 or a size such as 2GB, got '${c.vmMemoryHighWatermark}'`);
+  }
+  if (parseDiskFreeLimit(c.diskFreeLimit) === undefined) {
+    throw new ConfigError(`--disk-free-limit must be a size such as 50MB or 1GiB, or 'mem_relative N', got '${c.diskFreeLimit}'`);
   }
   if (c.ringBytes < 65536 || (c.ringBytes & (c.ringBytes - 1)) !== 0) {
     throw new ConfigError(`--ring-bytes must be a power of two of at least 65536, got ${c.ringBytes}`);

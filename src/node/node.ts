@@ -30,6 +30,7 @@ import { ClusterMember } from './cluster-member.js';
 import { startPeerListener } from '../front/peer-session.js';
 import { loadTlsSettings, startTlsListener, type TlsVerify } from '../front/tls-listener.js';
 import { startReplicatorWorker, type ShardReplicatorRings } from '../replication/worker-client.js';
+import { ResourceMonitor, defaultDiskFreeLimit, defaultMemoryWatermark, parseDiskFreeLimit, parseMemoryWatermark } from '../front/resource-alarms.js';
 
 export interface RunningNode {
   readonly broker: Broker;
@@ -231,11 +232,26 @@ export async function startNode(config: NodeConfig, log: Logger = createLogger(c
   );
   log.info(`warren ${config.nodeName} started with ${config.shards} shard(s), data in ${config.dataDir}${mgmt.url === undefined ? '' : `, management at ${mgmt.url}`}`);
   const admin = await startAdminSocket(broker, config, log);
+  const resources = new ResourceMonitor({
+    dataDir: config.dataDir,
+    nodeName: config.nodeName,
+    memoryWatermark: parseMemoryWatermark(config.vmMemoryHighWatermark) ?? defaultMemoryWatermark,
+    diskFreeLimit: parseDiskFreeLimit(config.diskFreeLimit) ?? defaultDiskFreeLimit,
+    onAlarm: (resource, active, reason) => {
+      broker.onResourceAlarm(resource, active, reason);
+      // RabbitMQ's alarms are cluster-wide: the other nodes hold their publishers too.
+      void member?.publishAlarms(resources.activeResources());
+    },
+    log,
+  });
+  broker.resources = resources;
+  await resources.start();
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       log.info('stopping: closing connections');
+      resources.stop();
       // Leave the cluster first: the lease is revoked, so the others fail over at once.
       await member?.stop();
       await peer?.close();

@@ -30,7 +30,12 @@ const bodyBytes = 16 * 1024;
 const publishWindow = 16;
 /** Upper bound on publishes while waiting for the failure: 4x what the tmpfs could ever hold. */
 const publishMax = Math.ceil((4 * tmpfsBytes) / bodyBytes);
-const args = ['--shards', '1', '--segment-bytes', String(segmentBytes)];
+/**
+ * The disk alarm off (--disk-free-limit 0): on a 4 MiB tmpfs its default 50 MB limit would block
+ * publishers from the start, before a write could ever fail; this test is about the write that
+ * fails (test/features/resource-alarms.test.ts covers the alarm).
+ */
+const args = ['--shards', '1', '--segment-bytes', String(segmentBytes), '--disk-free-limit', '0'];
 
 function tryMount(dir: string): string | undefined {
   try {

@@ -8,26 +8,13 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import amqp from 'amqplib';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
-import { RawAmqp } from '../helpers/raw-amqp.js';
+import { RawAmqp, countHeartbeats } from '../helpers/raw-amqp.js';
 import { FrameType, Method } from '../../src/amqp/spec.generated.js';
 
 /** Long enough to outlast two missed intervals of heartbeat=1 with room to spare. */
 const idleMs = 3_000;
 
 let broker: TestBroker;
-
-function countHeartbeats(raw: RawAmqp, from: number): number {
-  // Frames the broker sent after `from` (an offset in raw.received): count type-8 frames.
-  let n = 0;
-  let o = from;
-  const b = raw.received;
-  while (b.length - o >= 8) {
-    const size = b.readUInt32BE(o + 3);
-    if (b[o] === FrameType.heartbeat && size === 0) n++;
-    o += 8 + size;
-  }
-  return n;
-}
 
 describe('heartbeats', () => {
   before(async () => {

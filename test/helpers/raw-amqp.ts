@@ -36,6 +36,8 @@ export interface HandshakeOptions {
   heartbeatS?: number;
   /** announce the authentication_failure_close capability (default true, as amqplib does) */
   authFailureClose?: boolean;
+  /** announce the connection.blocked capability (default false) */
+  connectionBlocked?: boolean;
 }
 
 /** Frame bytes: type, channel, size, payload, end octet (end octet overridable to break it). */
@@ -281,6 +283,7 @@ export class RawAmqp {
   startOk(opts: HandshakeOptions = {}): Promise<void> {
     const capabilities: FieldTable = {};
     if (opts.authFailureClose ?? true) capabilities['authentication_failure_close'] = { type: 't', value: true };
+    if (opts.connectionBlocked === true) capabilities['connection.blocked'] = { type: 't', value: true };
     return this.sendMethod(0, {
       id: Method.ConnectionStartOk,
       args: {
@@ -334,4 +337,17 @@ export class RawAmqp {
   destroy(): void {
     this.socket.destroy();
   }
+}
+
+/** Heartbeat frames the broker sent after `from` (an offset in raw.received). */
+export function countHeartbeats(raw: RawAmqp, from: number): number {
+  let n = 0;
+  let o = from;
+  const b = raw.received;
+  while (b.length - o >= 8) {
+    const size = b.readUInt32BE(o + 3);
+    if (b[o] === FrameType.heartbeat && size === 0) n++;
+    o += 8 + size;
+  }
+  return n;
 }

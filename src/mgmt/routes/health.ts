@@ -11,7 +11,8 @@ const ok = (): Reply => json(200, { status: 'ok' });
 const failed = (reason: string, extra: Record<string, unknown> = {}): Reply => json(503, { status: 'failed', reason, ...extra });
 
 function alarms(ctx: Ctx, scope: 'cluster' | 'node'): Reply {
-  const list = ctx.m.facts.alarms();
+  // The cluster's alarms include the other nodes' (cluster/alarm-sync.ts); local ones are this node's own.
+  const list = ctx.m.facts.alarms().filter((a) => scope === 'cluster' || a.node === ctx.m.facts.nodeName);
   if (list.length === 0) return ok();
   return failed(`There are alarms in effect ${scope === 'cluster' ? 'in the cluster' : 'on the node'}`, {
     alarms: list.map((a) => ({ node: a.node, resource: a.resource })),
