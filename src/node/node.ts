@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { mkdirSync } from 'node:fs';
 import { createRingBuffer } from '../ring/ring-layout.js';
-import { RingReader } from '../ring/ring-reader.js';
+import { RingReader, warnLostWakeups } from '../ring/ring-reader.js';
 import { RingWriter } from '../ring/ring-writer.js';
 import { Broker } from '../front/broker.js';
 import { Connection } from '../front/connection.js';
@@ -132,7 +132,7 @@ export async function startNode(config: NodeConfig, log: Logger = createLogger(c
           log,
         });
   const started = await Promise.all(Array.from({ length: config.shards }, (_, i) => startShard(i, config, log, replicatorRings?.[i])));
-  const links = started.map((s, i) => new ShardLink(i, new RingWriter(s.toShard, `front→shard${i}`), new Int32Array(s.flow)));
+  const links = started.map((s, i) => new ShardLink(i, new RingWriter(s.toShard, `front→shard${i}`, warnLostWakeups((m) => log.warn(m))), new Int32Array(s.flow)));
   const broker = new Broker(
     {
       channelMax: config.channelMax,
@@ -166,7 +166,7 @@ export async function startNode(config: NodeConfig, log: Logger = createLogger(c
 
   const threads: ShardThread[] = started.map((s, i) => {
     const link = links[i] as ShardLink;
-    const reader = new RingReader(s.fromShard, `shard${i}→front`);
+    const reader = new RingReader(s.fromShard, `shard${i}→front`, warnLostWakeups((m) => log.warn(m)));
     reader.start(
       (kind, body) => broker.onShardRecord(link, kind, body),
       () => broker.flushAll(),

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { parentPort, workerData } from 'node:worker_threads';
-import { RingReader } from '../ring/ring-reader.js';
+import { RingReader, warnLostWakeups } from '../ring/ring-reader.js';
 import { RingWriter } from '../ring/ring-writer.js';
 import { Replicator } from './replicator.js';
 import { RingShardSink, ToReplicator, decodeAppend } from './replication-records.js';
@@ -17,8 +17,9 @@ assert.ok(parentPort !== null, 'the replicator worker must run in a worker threa
 const port = parentPort;
 const say = (m: ReplicatorMessage): void => port.postMessage(m);
 
-const writers = data.shards.map((rings, i) => new RingWriter(rings.fromReplicator, `replicator→shard${i}`));
-const readers = data.shards.map((rings, i) => new RingReader(rings.toReplicator, `shard${i}→replicator`));
+const ringOptions = warnLostWakeups((message) => say({ type: 'log', level: 'warn', message }));
+const writers = data.shards.map((rings, i) => new RingWriter(rings.fromReplicator, `replicator→shard${i}`, ringOptions));
+const readers = data.shards.map((rings, i) => new RingReader(rings.toReplicator, `shard${i}→replicator`, ringOptions));
 const sink = new RingShardSink(writers);
 const replicator = new Replicator({
   ...data.options,

@@ -41,10 +41,24 @@ const BATCH_RECORDS_MAX = 4096;
 const READER_SPIN_MS = 0.005;
 /** Spin iterations between clock reads (a clock read costs more than a load). */
 const SPIN_LOADS_PER_CLOCK_READ = 32;
-/** A ref'd timer keeps the thread alive while the reader runs; it never fires in practice. */
-const KEEP_ALIVE_INTERVAL_MS = 2 ** 30;
+/**
+ * While the reader runs, a ref'd timer keeps its thread alive (Node 20: a pending waitAsync does
+ * not) and checks, this often, for a wake-up that never came: under load on Node 20 a
+ * waitAsync promise was seen never to settle after the writer's notify (the writer had cleared
+ * READER_SLEEPING, so it did notify), leaving a shard with unread records and its clients with
+ * no answers. A lost wake-up then costs one to two of these instead of the node.
+ */
+export const WAKEUP_CHECK_MS = 100;
 
-function keepAliveTick(): void {}
+export interface RingEndOptions {
+  /** Told each time the wake-up check found records a notify should have woken this end for. */
+  onLostWakeup?: (ringName: string, lostWakeups: number) => void;
+}
+
+/** RingEndOptions that report lost wake-ups as warnings through `warn`. */
+export function warnLostWakeups(warn: (message: string) => void): RingEndOptions {
+  return { onLostWakeup: (ringName, lostWakeups) => warn(`ring ${ringName}: a wake-up was lost and caught by the ${WAKEUP_CHECK_MS} ms check (${lostWakeups} so far)`) };
+}
 
 export class RingReader {
   readonly capacityBytes: number;
@@ -76,15 +90,20 @@ export class RingReader {
   private handler: RecordHandler | undefined;
   private batchEnd: (() => void) | undefined;
   private immediate: NodeJS.Immediate | undefined;
-  private keepAlive: NodeJS.Timeout | undefined;
+  private wakeupCheck: NodeJS.Timeout | undefined;
+  private lostWakeupCount = 0;
+  /** The sleep (by sleepCount) a check found with records published; -1 for none. */
+  private suspectedSleep = -1;
+  private readonly onLostWakeup: ((ringName: string, lostWakeups: number) => void) | undefined;
 
   private recordsReadCount = 0;
   private bodyBytesRead = 0;
   private sleepCount = 0;
   private writerWakeCount = 0;
 
-  constructor(sab: SharedArrayBuffer, name: string) {
+  constructor(sab: SharedArrayBuffer, name: string, opts: RingEndOptions = {}) {
     this.ringName = name;
+    this.onLostWakeup = opts.onLostWakeup;
     this.sab = sab;
     this.capacityBytes = ringCapacityBytes(sab, name);
     this.mask = this.capacityBytes - 1;
@@ -147,7 +166,7 @@ export class RingReader {
     this.handler = onRecord;
     this.batchEnd = onBatchEnd;
     // Node 20: a pending Atomics.waitAsync alone does not keep a thread's event loop alive.
-    this.keepAlive = setInterval(keepAliveTick, KEEP_ALIVE_INTERVAL_MS);
+    this.wakeupCheck = setInterval(this.checkWakeup, WAKEUP_CHECK_MS);
     this.immediate = setImmediate(this.runBatch);
   }
 
@@ -157,8 +176,8 @@ export class RingReader {
     this.generation++;
     if (this.immediate !== undefined) clearImmediate(this.immediate);
     this.immediate = undefined;
-    if (this.keepAlive !== undefined) clearInterval(this.keepAlive);
-    this.keepAlive = undefined;
+    if (this.wakeupCheck !== undefined) clearInterval(this.wakeupCheck);
+    this.wakeupCheck = undefined;
     if (this.sleeping) {
       this.sleeping = false;
       Atomics.store(this.words, READER_SLEEPING_WORD, 0);
@@ -190,6 +209,11 @@ export class RingReader {
   /** Times freeing space woke a writer waiting for it. */
   get writerWakes(): number {
     return this.writerWakeCount;
+  }
+
+  /** Times the wake-up check found records while this reader slept un-woken. */
+  get lostWakeups(): number {
+    return this.lostWakeupCount;
   }
 
   private readProducerPosition(): number {
@@ -267,6 +291,29 @@ export class RingReader {
       return;
     }
     this.sleep();
+  };
+
+  /**
+   * Asleep with records published at two checks in a row (a wake-up on its way takes
+   * microseconds; one check may fall just before it): the notify's wake-up was lost. Runs now,
+   * and ignores that wait's late settling.
+   */
+  private readonly checkWakeup = (): void => {
+    if (!this.running || !this.sleeping || !this.hasData()) {
+      this.suspectedSleep = -1;
+      return;
+    }
+    if (this.suspectedSleep !== this.sleepCount) {
+      this.suspectedSleep = this.sleepCount;
+      return;
+    }
+    this.suspectedSleep = -1;
+    this.lostWakeupCount++;
+    this.generation++;
+    this.sleeping = false;
+    Atomics.store(this.words, READER_SLEEPING_WORD, 0);
+    this.onLostWakeup?.(this.ringName, this.lostWakeupCount);
+    this.runBatch();
   };
 
   private sleep(): void {

@@ -10,6 +10,7 @@
 import assert from 'node:assert/strict';
 import { waitAsync } from './atomics-wait-async.js';
 import { PendingQueue } from './pending-queue.js';
+import { WAKEUP_CHECK_MS, type RingEndOptions } from './ring-reader.js';
 import {
   CONSUMER_POSITION_WORD,
   FLAG_FIRST,
@@ -35,12 +36,8 @@ import {
 } from './ring-layout.js';
 
 const EMPTY_BYTES = new Uint8Array(0);
-/** A ref'd timer keeps the thread alive while records wait for space; it never fires in practice. */
-const KEEP_ALIVE_INTERVAL_MS = 2 ** 30;
 /** The u32 totalBodyBytes field of a FIRST fragment bounds one body. */
 const BODY_BYTES_MAX = 2 ** 32 - 1;
-
-function keepAliveTick(): void {}
 
 export class RingWriter {
   readonly capacityBytes: number;
@@ -62,7 +59,14 @@ export class RingWriter {
   /** Last consumer position seen; reread only when the ring looks full. */
   private consumerPositionCached: number;
   private waitingForSpace = false;
-  private keepAlive: NodeJS.Timeout | undefined;
+  /** Bumped per wait for space, so a wait the check gave up on is ignored when it settles late. */
+  private spaceWaitGeneration = 0;
+  /** While records wait for space: keeps the thread alive and checks for a lost wake-up (ring-reader.ts WAKEUP_CHECK_MS). */
+  private wakeupCheck: NodeJS.Timeout | undefined;
+  private lostWakeupCount = 0;
+  /** The wait (by spaceWaitGeneration) a check found with the space freed; -1 for none. */
+  private suspectedWait = -1;
+  private readonly onLostWakeup: ((ringName: string, lostWakeups: number) => void) | undefined;
   private drainNotifyScheduled = false;
   private closed = false;
 
@@ -72,8 +76,9 @@ export class RingWriter {
   private spaceWaitCount = 0;
   private readerWakeCount = 0;
 
-  constructor(sab: SharedArrayBuffer, name: string) {
+  constructor(sab: SharedArrayBuffer, name: string, opts: RingEndOptions = {}) {
     this.ringName = name;
+    this.onLostWakeup = opts.onLostWakeup;
     this.capacityBytes = ringCapacityBytes(sab, name);
     this.mask = this.capacityBytes - 1;
     this.maxWholeBodyBytes = maxWholeBodyBytes(this.capacityBytes);
@@ -326,8 +331,11 @@ export class RingWriter {
         if (!result.async) continue;
         this.waitingForSpace = true;
         this.spaceWaitCount++;
-        this.keepAlive = setInterval(keepAliveTick, KEEP_ALIVE_INTERVAL_MS);
-        void result.value.then(this.onSpaceFreed);
+        const generation = ++this.spaceWaitGeneration;
+        this.wakeupCheck = setInterval(() => this.checkWakeup(wantedPosition), WAKEUP_CHECK_MS);
+        void result.value.then(() => {
+          if (generation === this.spaceWaitGeneration && this.waitingForSpace) this.onSpaceFreed();
+        });
         return;
       }
       Atomics.store(this.words, WRITER_WAITING_WORD, 0);
@@ -352,8 +360,30 @@ export class RingWriter {
 
   private stopWaiting(): void {
     this.waitingForSpace = false;
-    if (this.keepAlive !== undefined) clearInterval(this.keepAlive);
-    this.keepAlive = undefined;
+    this.spaceWaitGeneration++;
+    if (this.wakeupCheck !== undefined) clearInterval(this.wakeupCheck);
+    this.wakeupCheck = undefined;
+  }
+
+  /** The reader freed the space this writer waits for, at two checks in a row, and no wake-up came: go on now. */
+  private checkWakeup(wantedPosition: number): void {
+    if (!this.waitingForSpace || ((Atomics.load(this.words, CONSUMER_POSITION_WORD) - wantedPosition) | 0) < 0) {
+      this.suspectedWait = -1;
+      return;
+    }
+    if (this.suspectedWait !== this.spaceWaitGeneration) {
+      this.suspectedWait = this.spaceWaitGeneration;
+      return;
+    }
+    this.suspectedWait = -1;
+    this.lostWakeupCount++;
+    this.onLostWakeup?.(this.ringName, this.lostWakeupCount);
+    this.onSpaceFreed();
+  }
+
+  /** Times the wake-up check found the space this writer waited for freed, un-woken. */
+  get lostWakeups(): number {
+    return this.lostWakeupCount;
   }
 }
 

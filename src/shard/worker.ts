@@ -6,7 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import assert from 'node:assert/strict';
-import { RingReader } from '../ring/ring-reader.js';
+import { RingReader, warnLostWakeups } from '../ring/ring-reader.js';
 import { RingWriter } from '../ring/ring-writer.js';
 import { ToShard } from '../ring/shard-records.js';
 import type { FsyncPolicy } from '../store/fsync-policy.js';
@@ -57,15 +57,16 @@ async function main(): Promise<void> {
     recoveredRecords = opened.records;
     truncatedBytes = opened.truncatedBytes;
   }
-  const reader = new RingReader(data.toShard, `front→shard${data.index}`);
-  const writer = new RingWriter(data.fromShard, `shard${data.index}→front`);
+  const ringOptions = warnLostWakeups((message) => log('warn', message));
+  const reader = new RingReader(data.toShard, `front→shard${data.index}`, ringOptions);
+  const writer = new RingWriter(data.fromShard, `shard${data.index}→front`, ringOptions);
   setCreditTable(new Int32Array(data.credit));
-  const toReplicator = data.toReplicator === undefined ? undefined : new RingWriter(data.toReplicator, `shard${data.index}→replicator`);
+  const toReplicator = data.toReplicator === undefined ? undefined : new RingWriter(data.toReplicator, `shard${data.index}→replicator`, ringOptions);
   const shard = new Shard(data.index, writer, store, log, new Int32Array(data.flow), data.queueMemoryBytes, toReplicator);
   let replReader: RingReader | undefined;
   let stopping = false;
   if (data.fromReplicator !== undefined) {
-    replReader = new RingReader(data.fromReplicator, `replicator→shard${data.index}`);
+    replReader = new RingReader(data.fromReplicator, `replicator→shard${data.index}`, ringOptions);
     const reader = replReader;
     const onRecord = (kind: number, body: Buffer): void => shard.onReplicatorRecord(kind, body);
     // Imports come as fast as the replicator reads them; those past the memory budget go to the

@@ -7,12 +7,14 @@ import { test } from 'node:test';
 import { crc32c } from '@node-rs/crc32';
 import {
   CONSUMER_POSITION_WORD,
+  HEADER_BYTES,
   PRODUCER_POSITION_WORD,
+  READER_SLEEPING_WORD,
   createRingBuffer,
   maxWholeBodyBytes,
   recordBytes,
 } from '../../src/ring/ring-layout.js';
-import { RingReader } from '../../src/ring/ring-reader.js';
+import { RingReader, WAKEUP_CHECK_MS } from '../../src/ring/ring-reader.js';
 import type { RecordHandler } from '../../src/ring/ring-reader.js';
 import { RingWriter } from '../../src/ring/ring-writer.js';
 
@@ -321,6 +323,38 @@ test('start() on one thread: records arrive, the writer waits for space and wake
     reader.stop();
     writer.close();
     assert.equal(activeTimeouts(), timeoutsBefore, 'stop() and close() release their handles');
+  } finally {
+    reader.stop();
+    writer.close();
+  }
+});
+
+test('a lost wake-up: a sleeping reader gets the records anyway, from its wake-up check, and says so', async () => {
+  const sab = createRingBuffer(RING_BYTES);
+  const words = new Int32Array(sab, 0, HEADER_BYTES / 4);
+  const writer = new RingWriter(sab, 'lost');
+  const lost: string[] = [];
+  const reader = new RingReader(sab, 'lost', { onLostWakeup: (name, n) => lost.push(`${name} ${n}`) });
+  try {
+    const got: Got[] = [];
+    const arrived = new Promise<void>((resolve) => reader.start(collect(got), () => resolve()));
+    await withDeadline(
+      (async () => {
+        while (Atomics.load(words, READER_SLEEPING_WORD) !== 1) await new Promise((r) => setImmediate(r));
+      })(),
+      'the reader to sleep',
+    );
+    // What a lost notify leaves behind: the sleeping flag cleared (as by the writer) and no wake-up.
+    Atomics.store(words, READER_SLEEPING_WORD, 0);
+    writer.write(5, bodyFor(5, 40));
+    writer.flush();
+    assert.equal(writer.readerWakes, 0, 'the writer saw no sleeping reader, so notified nobody');
+    const startedMs = performance.now();
+    await withDeadline(arrived, 'the record after a lost wake-up');
+    assert.deepEqual(got, [expected(5, bodyFor(5, 40))]);
+    assert.ok(performance.now() - startedMs < WAKEUP_CHECK_MS * 20, 'caught by the check, not by chance much later');
+    assert.equal(reader.lostWakeups, 1);
+    assert.deepEqual(lost, ['lost 1']);
   } finally {
     reader.stop();
     writer.close();
