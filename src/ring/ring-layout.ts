@@ -42,6 +42,9 @@
  *           pos, waitAsync(consumer pos, seen value) unless it already reached the wanted pos.
  *   reader: store consumer pos, then if WRITER_WAITING and consumer pos >= wanted and
  *           WRITER_WAITING swaps 1→0, notify(consumer pos).
+ * The protocol loses nothing, but Node 20's waitAsync was seen to: a notified waiter whose
+ * promise never settled. So a sleeping end also checks every WAKEUP_CHECK_MS (ring-reader.ts)
+ * and runs when what it waits for has been there at two checks in a row.
  */
 import assert from 'node:assert/strict';
 
