@@ -13,6 +13,10 @@ import type { AlarmResource } from '../front/resource-alarms.js';
 import { alarmKey, alarmsPrefix, nodeOfKey } from './etcd-keys.js';
 import { PrefixMirror, kvText, type KeyChange } from './etcd-watch.js';
 
+/** A failed write of this node's alarms is tried again after this, doubling up to the max. */
+const retryMsFirst = 250;
+const retryMsMax = 5_000;
+
 export interface NodeAlarm {
   node: string;
   resource: AlarmResource;
@@ -31,8 +35,14 @@ function parseResources(text: string): AlarmResource[] | undefined {
 export class AlarmSync {
   private readonly byNode = new Map<string, AlarmResource[]>();
   private mirror: PrefixMirror | undefined;
-  /** Writes in order: a clear must not overtake the set it clears. */
-  private writes: Promise<void> = Promise.resolve();
+  /** This node's alarms as they should stand in etcd; written until a write succeeds. */
+  private desired: readonly AlarmResource[] = [];
+  /** The write in flight; one at a time, each writing the latest desired state. */
+  private writing: Promise<void> | undefined;
+  private dirty = false;
+  private retryMs = retryMsFirst;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private closed = false;
 
   constructor(
     private readonly ns: Namespace,
@@ -43,23 +53,53 @@ export class AlarmSync {
     private readonly log: Logger,
   ) {}
 
-  /** Writes this node's alarms (those it has at start: none left over from an earlier run), then follows the others'. */
-  async start(own: readonly AlarmResource[]): Promise<void> {
-    await this.publish(own);
+  /** Follows the other nodes' alarms (call publish([]) before joining, so no key of an earlier run counts). */
+  async start(): Promise<void> {
     this.mirror = await PrefixMirror.open(this.ns, alarmsPrefix, (changes) => this.onChanges(changes), { replay: true, log: this.log });
   }
 
-  /** This node's alarms changed. */
+  /**
+   * This node's alarms are now `resources`. Resolves after the first attempt to write them; a
+   * failed write is retried with backoff until one succeeds (a later call's state replaces it),
+   * so a cleared alarm cannot stay behind in etcd and hold the cluster's publishers.
+   */
   publish(resources: readonly AlarmResource[]): Promise<void> {
+    this.desired = [...resources];
+    this.dirty = true;
+    return this.flush();
+  }
+
+  /** Writes the desired state again (after the node's lease came back, say). */
+  republish(): void {
+    this.dirty = true;
+    void this.flush();
+  }
+
+  private flush(): Promise<void> {
+    if (this.writing !== undefined) return this.writing;
+    if (!this.dirty || this.closed) return Promise.resolve();
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.dirty = false;
+    const resources = this.desired;
     const key = alarmKey(this.nodeName);
-    const write = async (): Promise<void> => {
-      if (resources.length === 0) await this.ns.delete().key(key).exec();
-      else await this.ns.put(key).value(JSON.stringify(resources)).exec();
-    };
-    this.writes = this.writes.then(write).catch((e: unknown) => {
-      this.log.warn(`could not tell the cluster of this node's resource alarms [${resources.join(', ')}]: ${e instanceof Error ? e.message : String(e)}`);
-    });
-    return this.writes;
+    this.writing = (async () => {
+      try {
+        if (resources.length === 0) await this.ns.delete().key(key).exec();
+        else await this.ns.put(key).value(JSON.stringify(resources)).exec();
+        this.retryMs = retryMsFirst;
+      } catch (e: unknown) {
+        this.dirty = true;
+        this.log.warn(`could not tell the cluster of this node's resource alarms [${resources.join(', ')}]: ${e instanceof Error ? e.message : String(e)}; trying again in ${this.retryMs} ms`);
+        if (!this.closed) this.retryTimer = setTimeout(() => void this.flush(), this.retryMs);
+        this.retryMs = Math.min(retryMsMax, this.retryMs * 2);
+      } finally {
+        this.writing = undefined;
+      }
+      // A publish() during the write: its state goes now.
+      if (this.dirty && this.retryTimer === undefined) await this.flush();
+    })();
+    return this.writing;
   }
 
   /** Membership changed: a departed node's alarms stop counting, a returning one's count again. */
@@ -68,8 +108,10 @@ export class AlarmSync {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
     await this.mirror?.close();
-    await this.writes;
+    await this.writing;
   }
 
   private onChanges(changes: KeyChange[]): void {

@@ -13,7 +13,7 @@
  */
 import { Etcd3, type IOptions, type Lease, type Namespace } from 'etcd3';
 import type { Logger } from '../node/logger.js';
-import { clusterPrefix, forgottenKey, forgottenPrefix, memberKey, membersPrefix, nodeOfKey } from './etcd-keys.js';
+import { alarmKey, clusterPrefix, forgottenKey, forgottenPrefix, memberKey, membersPrefix, nodeOfKey } from './etcd-keys.js';
 import { kvText, PrefixMirror, type KeyChange } from './etcd-watch.js';
 
 export interface MemberInfo {
@@ -221,11 +221,13 @@ export class ControlPlane {
     return keys.map((k) => nodeOfKey(forgottenPrefix, k)).filter((n): n is string => n !== undefined);
   }
 
-  /** forget_cluster_node: removes the node's member key and marks it forgotten, in one transaction. */
+  /** forget_cluster_node: removes the node's member and alarm keys and marks it forgotten, in one transaction. */
   async forget(node: string): Promise<void> {
     const del = await this.ns.delete().key(memberKey(node)).op();
+    // Its alarms no longer count once it is not a member; the key goes with it.
+    const delAlarms = await this.ns.delete().key(alarmKey(node)).op();
     const put = await this.ns.put(forgottenKey(node)).value(String(Date.now())).op();
-    await this.ns.kv.txn({ compare: [], success: [del, put], failure: [] });
+    await this.ns.kv.txn({ compare: [], success: [del, delAlarms, put], failure: [] });
   }
 
   /** join_cluster for a node that was forgotten: lets it join again. */

@@ -92,13 +92,16 @@ export interface Publisher {
 }
 
 /**
- * What blocks publishers: a full ring or link, a log that cannot be written, a resource alarm
- * of this node, or one of another node of the cluster (RabbitMQ's alarms are cluster-wide).
+ * What blocks publishers: a full ring or link, a shard's log that cannot be written (one source
+ * per shard, so one shard's recovery does not lift another's block), a resource alarm of this
+ * node, or one of another node of the cluster (RabbitMQ's alarms are cluster-wide).
  */
-export type BlockSource = 'ring' | 'store' | AlarmResource | 'cluster';
+export type BlockSource = 'ring' | `store:${string}` | AlarmResource | 'cluster';
 
-/** Which alarm resource each of this node's block sources counts as in the listings (RabbitMQ has only these two). */
-const blockSourceResource: Record<Exclude<BlockSource, 'cluster'>, AlarmResource> = { ring: 'memory', store: 'disk', memory: 'memory', disk: 'disk' };
+/** Which alarm resource each of this node's block sources counts as in the listings (RabbitMQ has only these two): a full ring is memory, an unwritable log disk. */
+function blockSourceResource(source: Exclude<BlockSource, 'cluster'>): AlarmResource {
+  return source === 'ring' || source === 'memory' ? 'memory' : 'disk';
+}
 
 /** Where a queue led by another node lives, as cluster placement says. */
 export interface RemotePlacement {
@@ -381,7 +384,7 @@ export class Broker implements RemoteLinkHost {
   alarms(): NodeAlarmInfo[] {
     const node = this.config.nodeName;
     const own: NodeAlarmInfo[] = [];
-    for (const [source, reason] of this.blockReasons) if (source !== 'cluster') own.push({ node, resource: blockSourceResource[source], reason });
+    for (const [source, reason] of this.blockReasons) if (source !== 'cluster') own.push({ node, resource: blockSourceResource(source), reason });
     return [...own, ...this.remoteAlarms.map((a) => ({ node: a.node, resource: a.resource, reason: alarmBlockReason[a.resource] }))];
   }
 
@@ -869,10 +872,10 @@ export class Broker implements RemoteLinkHost {
       const reason = r.str();
       if (failing) {
         this.log.error(`${reason}: blocking publishers until the log can be written again`);
-        this.setBlock('store', reason);
-      } else if (this.blockReasons.has('store')) {
+        this.setBlock(`store:${shard.label}`, reason);
+      } else if (this.blockReasons.has(`store:${shard.label}`)) {
         this.log.info(`${shard.label} log writable again: it no longer blocks publishers`);
-        this.clearBlock('store');
+        this.clearBlock(`store:${shard.label}`);
       }
       this.flushAll();
       return;

@@ -413,7 +413,8 @@ export class Connection {
   }
 
   setUnblocked(): void {
-    if (!this.blockedSent) return;
+    // Nothing after connection.close: a closing connection stays as it was told.
+    if (!this.blockedSent || this.state !== 'opened') return;
     this.blockedSent = false;
     this.sendMethod(0, { id: Method.ConnectionUnblocked, args: {} });
   }

@@ -191,14 +191,16 @@ export class ResourceMonitor {
       this.diskFree = s.bavail * s.bsize;
       this.diskUnreadableSaid = false;
     } catch (error: unknown) {
-      // As RabbitMQ's disk monitor: a free space it cannot read sets no alarm, and is said once.
+      // As RabbitMQ's disk monitor: a free space it cannot read sets no alarm (nor clears one), and is said once.
       this.diskFree = undefined;
       if (!this.diskUnreadableSaid) this.opts.log.warn(`cannot read the free disk space of ${this.opts.dataDir} (${error instanceof Error ? error.message : String(error)}): no disk alarm until it can`);
       this.diskUnreadableSaid = true;
     }
     const free = this.diskFree;
+    // Unreadable: the alarm stays as it was (set by a low reading, it is not cleared by a failed one).
+    if (free === undefined) return;
     const freeLimit = this.diskFreeLimitBytes();
-    this.apply('disk', free !== undefined && free < freeLimit, `free disk space ${free ?? '?'} bytes, limit ${freeLimit} bytes`);
+    this.apply('disk', free < freeLimit, `free disk space ${free} bytes, limit ${freeLimit} bytes`);
   }
 
   private apply(resource: AlarmResource, over: boolean, detail: string): void {

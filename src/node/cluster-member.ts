@@ -173,6 +173,8 @@ export class ClusterMember implements ClusterQueues {
       throw new StartError(`cannot reach etcd at ${this.o.etcd.join(', ')}: ${e instanceof Error ? e.message : String(e)} (is it running? see docs/cluster.md)`);
     }
     await checkClusterSecret(this.plane.ns, this.o.secret);
+    // A key left by an earlier run would count once this node is a member again: gone first.
+    await this.alarms.publish([]);
     await this.plane.join({ name: this.o.nodeName, ...this.o.advertised, startedAtMs: Date.now() });
     this.plane.onLeaseLost((reason) => this.onLeaseLost(reason));
     this.plane.onLeaseGranted(() => this.onLeaseRegained());
@@ -193,7 +195,7 @@ export class ClusterMember implements ClusterQueues {
         this.alarms.membersChanged();
       }),
     );
-    await this.alarms.start([]);
+    await this.alarms.start();
     this.closers.push(this.alarms);
 
     // Definitions: the cluster's win; a first node seeds the cluster with its own.
@@ -576,6 +578,8 @@ export class ClusterMember implements ClusterQueues {
    * apply it again, which elects.
    */
   private onLeaseRegained(): void {
+    // A write while the lease was gone may have failed, and a key bound to nothing may be stale.
+    this.alarms.republish();
     for (const k of this.known.values()) {
       const p = k.placement;
       if (p.type !== 'classic' && p.leader === this.o.nodeName && this.led.get(p.id) !== p.epoch) this.schedule(k.vhost, k.name, p);

@@ -8,6 +8,9 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import amqp from 'amqplib';
 import { startBroker, waitFor, type TestBroker } from '../helpers/broker.js';
 import { ctl, ctlOk, ctlRows } from '../helpers/warrenctl.js';
@@ -15,6 +18,7 @@ import { RawAmqp, bodyFrame, contentHeaderFrame, countHeartbeats, publishFrame }
 import { Method } from '../../src/amqp/spec.generated.js';
 import { bodies, consumeInto, publishConfirmed, unique } from '../helpers/feature-kit.js';
 import { call, startMgmtBroker } from '../mgmt/mgmt-kit.js';
+import { ResourceMonitor } from '../../src/front/resource-alarms.js';
 
 /** More free disk than any test machine has, so the disk alarm is set. */
 const hugeDiskLimit = '1000000GB';
@@ -227,5 +231,37 @@ describe('resource alarm flags', () => {
       );
     assert.match(await refused(['--vm-memory-high-watermark', '1.5']), /--vm-memory-high-watermark must be a fraction between 0\.0 and 1\.0 or a size such as 2GB, got '1\.5'/);
     assert.match(await refused(['--disk-free-limit', 'plenty']), /--disk-free-limit must be a size such as 50MB or 1GiB, or 'mem_relative N', got 'plenty'/);
+  });
+});
+
+describe('the resource monitor', () => {
+  test('a free space it cannot read neither sets nor clears the disk alarm, and is said once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'warren-alarm-'));
+    const changes: string[] = [];
+    const warnings: string[] = [];
+    const monitor = new ResourceMonitor({
+      dataDir: dir,
+      nodeName: 'test@node',
+      memoryWatermark: { relative: 1 },
+      diskFreeLimit: { absoluteBytes: 10 ** 18 },
+      onAlarm: (resource, active, reason) => changes.push(`${resource} ${active} ${reason}`),
+      log: { info: () => {}, warn: (m) => warnings.push(m) },
+    });
+    try {
+      await monitor.check();
+      assert.deepEqual(changes, ['disk true low on disk']);
+      rmSync(dir, { recursive: true });
+      await monitor.check();
+      await monitor.check();
+      assert.equal(monitor.isActive('disk'), true, 'an unreadable disk cleared the alarm');
+      assert.deepEqual(changes, ['disk true low on disk']);
+      assert.equal(warnings.filter((w) => /cannot read the free disk space/.test(w)).length, 1);
+      mkdirSync(dir);
+      await monitor.setDiskFreeLimit({ absoluteBytes: 0 });
+      assert.deepEqual(changes, ['disk true low on disk', 'disk false low on disk']);
+    } finally {
+      monitor.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
