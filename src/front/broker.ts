@@ -16,7 +16,7 @@ import { FromShard, payloadExchange, payloadLayout, payloadRoutingKey } from '..
 import type { Logger } from '../node/logger.js';
 import type { BrokerConfig } from './broker-config.js';
 import type { Connection } from './connection.js';
-import { effectiveQueueConfig, type PolicyQueueSettings } from './queue-args.js';
+import { effectiveQueueConfig, queueTypeOf, type PolicyQueueSettings } from './queue-args.js';
 import type { ConfirmTarget, ConsumerChannel, ConsumerRef, QueueMeta } from './queue-meta.js';
 import type { ShardLink } from './shard-link.js';
 import type { QueueLink } from './queue-link.js';
@@ -464,8 +464,7 @@ export class Broker implements RemoteLinkHost {
   // ---- queues -------------------------------------------------------------------
 
   policyFor(q: QueueMeta): PolicyQueueSettings | undefined {
-    const t = q.arguments['x-queue-type'];
-    return policyQueueSettings(this.policies.forQueue(q.vhost, q.name, t?.type === 'S' ? t.value : 'classic'));
+    return policyQueueSettings(this.policies.forQueue(q.vhost, q.name, queueTypeOf(q.arguments)));
   }
 
   /** Re-applies policies to every queue (after a policy was set or cleared). */

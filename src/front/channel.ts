@@ -18,12 +18,11 @@ import { methodHandlers } from './methods/index.js';
 import { senderSelected } from './sender-selected.js';
 import { recordUs } from '../metrics/latency.js';
 import assert from 'node:assert/strict';
+import { erlangPrettyTerm } from '../routing/erlang-term-text.js';
 
 const basicClassId = 60;
 /** The expiration property as RabbitMQ reads it (Erlang string:to_integer): optional sign, digits, nothing after. */
 const expirationPattern = /^([+-]?[0-9]+)([^]*)$/;
-/** The last column io_lib's ~p fills before it breaks a term over lines (its line length is 80). */
-const erlangPrettyLastColumn = 78;
 /** RabbitMQ's ?MAX_EXPIRY_TIMER: the largest per-message TTL, ten years in ms (measured on RabbitMQ 3.10). */
 const expirationMaxMs = 315_360_000_000;
 
@@ -748,17 +747,4 @@ function invalidExpiration(expiration: string): string | readonly [tag: string, 
   if (ms < 0n) return ['value_negative', ms.toString()];
   if (ms > BigInt(expirationMaxMs)) return ['value_too_large', ms.toString()];
   return undefined;
-}
-
-/**
- * An atom or a {Tag,Value} tuple as Erlang's ~p lays it out when it starts `column` characters
- * into the text: a tuple that would reach column 79 breaks after its comma, the value
- * indented under the tag (RabbitMQ's expiration errors carry the break).
- */
-function erlangPrettyTerm(term: string | readonly [tag: string, value: string], column: number): string {
-  if (typeof term === 'string') return term;
-  const [tag, value] = term;
-  const flat = `{${tag},${value}}`;
-  if (column + flat.length <= erlangPrettyLastColumn) return flat;
-  return `{${tag},\n${' '.repeat(column + 1)}${value}}`;
 }

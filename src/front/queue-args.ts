@@ -41,6 +41,12 @@ function invalid(arg: string, vhost: string, name: string, detail: string): Amqp
   return new AmqpError(ReplyCode.preconditionFailed, `PRECONDITION_FAILED - invalid arg '${arg}' for ${queueLabel(vhost, name)}: ${detail}`);
 }
 
+/** A queue's type from its x-queue-type argument: 'classic' when it has none. */
+export function queueTypeOf(args: FieldTable): string {
+  const t = args['x-queue-type'];
+  return t?.type === 'S' ? t.value : 'classic';
+}
+
 /** A value as rabbit_misc:val prints it: a binary with ~s, anything else with ~p. */
 function describe(v: FieldValue): string {
   if (v.type === 'S') return v.value;
@@ -123,7 +129,7 @@ export function validateQueueArgs(args: FieldTable, vhost: string, name: string)
  * older version accepted still comes back.
  */
 export function checkQueueTypeArgs(args: FieldTable, vhost: string, name: string): void {
-  const queueType = args['x-queue-type']?.type === 'S' ? args['x-queue-type'].value : 'classic';
+  const queueType = queueTypeOf(args);
   if (!declarableQueueTypes.has(queueType)) throw invalid('x-queue-type', vhost, name, `"unsupported queue type '${queueType}'"`);
   const refused = argsRefusedByType[queueType];
   for (const key of Object.keys(args)) {
@@ -211,7 +217,7 @@ export function effectiveQueueConfig(q: QueueIdentity, policy: PolicyQueueSettin
     const v = a[argKey];
     return v?.type === 'S' ? v.value : policyValue;
   };
-  const quorum = a['x-queue-type']?.type === 'S' && a['x-queue-type'].value === 'quorum';
+  const quorum = queueTypeOf(a) === 'quorum';
   const overflow = quorum ? (p.overflow ?? str('x-overflow', undefined)) : str('x-overflow', p.overflow);
   const config: QueueConfig = {
     queueId: q.queueId,

@@ -9,6 +9,7 @@
  * function resolves, so a command that returned has survived a crash of the node.
  */
 import { tableToJs } from '../amqp/field-table.js';
+import { queueTypeOf } from '../front/queue-args.js';
 import type { Broker } from '../front/broker.js';
 import type { Connection } from '../front/connection.js';
 import { DefinitionsError, exportDefinitions, importDefinitions, type Definitions, type PolicyDef } from '../front/definitions.js';
@@ -326,8 +327,7 @@ function queueRow(b: Broker, q: QueueMeta, s: QueueStatsEntry | undefined, remot
 }
 
 function queueType(q: QueueMeta): string {
-  const t = q.arguments['x-queue-type'];
-  return t?.type === 'S' ? t.value : 'classic';
+  return queueTypeOf(q.arguments);
 }
 
 /**

@@ -80,3 +80,19 @@ function erlangFloatText(value: number): string {
   const withFraction = mantissa.includes('.') ? mantissa : `${mantissa}.0`;
   return exponent === undefined ? withFraction : `${withFraction}e${exponent.replace('+', '')}`;
 }
+
+/** The last column io_lib's ~p fills before it breaks a term over lines (its line length is 80). */
+const erlangPrettyLastColumn = 78;
+
+/**
+ * An atom or a {Tag,Value} tuple as Erlang's ~p lays it out when it starts `column` characters
+ * into the text: a tuple that would reach column 79 breaks after its comma, the value
+ * indented under the tag (RabbitMQ's expiration errors carry the break).
+ */
+export function erlangPrettyTerm(term: string | readonly [tag: string, value: string], column: number): string {
+  if (typeof term === 'string') return term;
+  const [tag, value] = term;
+  const flat = `{${tag},${value}}`;
+  if (column + flat.length <= erlangPrettyLastColumn) return flat;
+  return `{${tag},\n${' '.repeat(column + 1)}${value}}`;
+}

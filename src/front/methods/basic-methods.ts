@@ -3,7 +3,7 @@ import { AmqpError } from '../../amqp/errors.js';
 import { fieldInt } from '../../amqp/field-table.js';
 import { encodeShortstr } from '../../amqp/frame-writer.js';
 import { Method, ReplyCode } from '../../amqp/spec.generated.js';
-import { queueLabel, typeNames } from '../queue-args.js';
+import { queueLabel, queueTypeOf, typeNames } from '../queue-args.js';
 import { noExchange } from './exchange-methods.js';
 import { expandQueueName, usableQueue } from './queue-methods.js';
 import { replyConsumerAlreadySet, replyConsumerMustNotAck, replyToPseudoQueue } from '../direct-reply.js';
@@ -27,8 +27,7 @@ function setChannelPrefetch(ch: Channel, prefetchCount: number): void {
 }
 
 function isQuorum(q: QueueMeta): boolean {
-  const type = q.arguments['x-queue-type'];
-  return type?.type === 'S' && type.value === 'quorum';
+  return queueTypeOf(q.arguments) === 'quorum';
 }
 
 export function registerBasicMethods(t: HandlerTable): void {
