@@ -202,8 +202,19 @@ export function shardsPerNode(nodes, cores = availableParallelism()) {
   return Math.max(1, Math.floor(cores / nodes));
 }
 
-function nodeArgs(ports, etcdEndpoint, shards) {
+/**
+ * V8's helper threads per node (Node's --v8-pool-size, 4 by default): the cores each node
+ * gets, less one for its own front and shard threads, at least 1 and at most Node's 4. More
+ * helpers than cores compete with the broker's threads at the moments that set its tail
+ * latency (docs/benchmarks.md, "V8's helper threads").
+ */
+export function v8PoolSizePerNode(nodes, cores = availableParallelism()) {
+  return Math.min(4, Math.max(1, Math.floor(cores / nodes) - 1));
+}
+
+function nodeArgs(ports, etcdEndpoint, shards, v8PoolSize) {
   return [
+    `--v8-pool-size=${v8PoolSize}`,
     warrenJs,
     '--cluster',
     '--etcd', etcdEndpoint,
@@ -326,7 +337,7 @@ async function start({ nodes, basePort }) {
     const secret = existingSecret() ?? randomBytes(24).toString('hex');
     for (const p of ports.nodes) {
       ensureSecret(join(dir, p.name), secret);
-      const node = { name: p.name, pid: undefined, ports: p, args: nodeArgs(p, etcdEndpoint, shardsPerNode(ports.nodes.length)) };
+      const node = { name: p.name, pid: undefined, ports: p, args: nodeArgs(p, etcdEndpoint, shardsPerNode(ports.nodes.length), v8PoolSizePerNode(ports.nodes.length)) };
       state.nodes.push(node);
       await startNode(node);
       writeState(state);

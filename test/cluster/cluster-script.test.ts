@@ -25,6 +25,8 @@ interface NodePorts {
 interface ScriptModule {
   parseCommand(argv: string[]): { command: string; nodes?: number; basePort?: number; node?: string };
   clusterPorts(nodes: number, basePort: number): { etcdClient: number; etcdPeer: number; nodes: NodePorts[] };
+  shardsPerNode(nodes: number, cores: number): number;
+  v8PoolSizePerNode(nodes: number, cores: number): number;
 }
 
 async function loadScript(): Promise<ScriptModule> {
@@ -86,6 +88,21 @@ describe('cluster script: arguments and ports', () => {
     assert.ok(Math.max(...allPorts(clusterPorts(7, 5672 + 20_000))) <= 65_535);
   });
 
+  test("each node's share of the cores: its shard threads and V8's helper threads", async () => {
+    const { shardsPerNode, v8PoolSizePerNode } = await loadScript();
+    assert.equal(shardsPerNode(3, 2), 1, 'three nodes on two cores: one shard each');
+    assert.equal(shardsPerNode(1, 8), 8);
+    assert.equal(shardsPerNode(3, 8), 2);
+    // One core per node and fewer: one helper thread, never none (V8 needs one).
+    assert.equal(v8PoolSizePerNode(3, 2), 1);
+    assert.equal(v8PoolSizePerNode(1, 2), 1);
+    assert.equal(v8PoolSizePerNode(7, 2), 1);
+    // The node's cores less one, up to Node's own default of 4.
+    assert.equal(v8PoolSizePerNode(1, 4), 3);
+    assert.equal(v8PoolSizePerNode(1, 32), 4);
+    assert.equal(v8PoolSizePerNode(3, 9), 2);
+  });
+
   test('a missing etcd is reported with how to install it', () => {
     const r = run(['start'], { WARREN_ETCD_BIN: '/nonexistent/etcd', WARREN_CLUSTER_DIR: join(tmpdir(), 'warren-never-created') });
     assert.equal(r.status, 1);
@@ -123,6 +140,7 @@ describe('cluster script: a real etcd and node', () => {
       const n1 = state.nodes[0];
       assert.ok(n1 !== undefined && pidAlive(n1.pid) && pidAlive(state.etcd.pid), 'etcd and n1 run');
       assert.ok(n1.args.includes('--cluster') && n1.args.includes('--etcd'), 'n1 runs as a cluster member');
+      assert.ok(n1.args[0]?.startsWith('--v8-pool-size='), `node is given its V8 helper threads first: ${n1.args.join(' ')}`);
       assert.ok(existsSync(join(dir, 'n1', '.cluster-secret')), 'the node has the cluster secret');
       const sock = connect(basePort, '127.0.0.1');
       await once(sock, 'connect');
