@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --v8-pool-size=1
 /** `warren` / `npm start`: runs one broker node until SIGTERM or SIGINT. */
 import { ConfigError, loadConfig, usage } from '../node/config.js';
 import { startNode } from '../node/node.js';
