@@ -74,7 +74,8 @@ if [[ -n "${WARREN_URL:-}" ]]; then
 else
   log "starting warren"
   mkdir -p "$work/warren-data"
-  node dist/src/cli/warren.js --port 0 --data-dir "$work/warren-data" >"$work/warren.out" 2>"$work/warren.err" &
+  # As npm start runs it (one V8 helper thread: README, "Running a node").
+  node --v8-pool-size=1 dist/src/cli/warren.js --port 0 --data-dir "$work/warren-data" >"$work/warren.out" 2>"$work/warren.err" &
   warren_pid=$!
   for _ in $(seq 1 $((WARREN_START_SECONDS * 10))); do
     grep -q '^amqp://' "$work/warren.out" 2>/dev/null && break
