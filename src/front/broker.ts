@@ -30,23 +30,9 @@ import { VHost } from './vhost.js';
 import { creditTableSlots } from '../shard/consumer.js';
 import { isDeathCycle } from '../shard/dead-letter.js';
 import { DirectReplies, nodeToken, replyNameToken } from './direct-reply.js';
-import { alarmBlockReason, type AlarmResource, type ResourceMonitor } from './resource-alarms.js';
+import type { ResourceMonitor } from './resource-alarms.js';
+import { PublisherHolds, type NodeAlarmInfo, type Publisher } from './publisher-holds.js';
 
-/** One alarm as the listings show it: the node that has it, RabbitMQ's resource, and the reason clients are told. */
-export interface NodeAlarmInfo {
-  node: string;
-  resource: AlarmResource;
-  reason: string;
-}
-
-/** Front→shard bytes waiting outside a full ring before the publishing socket stops being read. */
-const ringPendingPauseBytes = 4 * 1024 * 1024;
-/** ...and before every publisher is told connection.blocked. */
-const ringPendingBlockBytes = 32 * 1024 * 1024;
-/** How often paused publishers are re-checked against the shards' flow signal. */
-const flowCheckMs = 2;
-/** Longest single flow pause: publishers make progress even if a consumer stalls. */
-const flowPauseMaxMs = 50;
 /**
  * The consumer timeout is checked every quarter of it, within these bounds: RabbitMQ checks once
  * a minute; a test's short timeout is still checked promptly, and a long one costs one pass a minute.
@@ -84,25 +70,6 @@ export interface NewQueue {
 }
 
 /** Whose input the broker stops reading while a ring backs up: a client connection or a peer session. */
-export interface Publisher {
-  pauseReading(): void;
-  resumeReading(): void;
-  /** A publisher that also consumes is not paused by flow (its acks are what drains the queue). */
-  hasConsumers(): boolean;
-}
-
-/**
- * What blocks publishers: a full ring or link, a shard's log that cannot be written (one source
- * per shard, so one shard's recovery does not lift another's block), a resource alarm of this
- * node, or one of another node of the cluster (RabbitMQ's alarms are cluster-wide).
- */
-export type BlockSource = 'ring' | `store:${string}` | AlarmResource | 'cluster';
-
-/** Which alarm resource each of this node's block sources counts as in the listings (RabbitMQ has only these two): a full ring is memory, an unwritable log disk. */
-function blockSourceResource(source: Exclude<BlockSource, 'cluster'>): AlarmResource {
-  return source === 'ring' || source === 'memory' ? 'memory' : 'disk';
-}
-
 /** Where a queue led by another node lives, as cluster placement says. */
 export interface RemotePlacement {
   queueId: number;
@@ -124,8 +91,8 @@ export class Broker implements RemoteLinkHost {
   /** The cluster secret and this node's name, once the peer listener runs (startPeerListener). */
   peerIdentity: PeerIdentity | undefined;
   readonly connections = new Set<Connection>();
-  /** Why publishers are blocked (connection.blocked sent), by source; empty when they are not. */
-  private readonly blockReasons = new Map<BlockSource, string>();
+  /** What holds publishers back (full rings, flow, an unwritable log, resource alarms), and connection.blocked. */
+  readonly holds: PublisherHolds;
   /** The resource alarms' monitor (set by the node; warrenctl's set_vm_memory_high_watermark and set_disk_free_limit change it). */
   resources: ResourceMonitor | undefined;
   readonly policies = new PolicyStore();
@@ -144,15 +111,6 @@ export class Broker implements RemoteLinkHost {
   private readonly dirtyConns = new Set<Connection>();
   private readonly dirtyShards = new Set<QueueLink>();
   private flushScheduled = false;
-  private readonly pausedByRing = new Set<Publisher>();
-  /** Publishing connections not read while a resource alarm is in effect. */
-  private readonly pausedByAlarm = new Set<Publisher>();
-  /** A resource alarm (memory or disk, here or on another node) is in effect: publishing clients are held (holdPublisher). */
-  alarmBlocked = false;
-  private remoteAlarms: { node: string; resource: AlarmResource }[] = [];
-  /** Publishing connections paused by a shard's flow signal, with when they were paused. */
-  private readonly pausedByFlow = new Map<Publisher, number>();
-  private flowTimer: NodeJS.Timeout | undefined;
   private readonly confirmChannels = new Set<ConfirmTarget>();
   private readonly regexCache = new Map<string, RegExp>();
   /** Reply names of the channels consuming from amq.rabbitmq.reply-to (direct-reply.ts). */
@@ -168,6 +126,7 @@ export class Broker implements RemoteLinkHost {
     /** Shared [limit, unacked] pairs for channels with a global prefetch (see shard/consumer.ts). */
     readonly creditTable: Int32Array = new Int32Array(2 * creditTableSlots),
   ) {
+    this.holds = new PublisherHolds(config.nodeName, this.connections, () => this.shards.some((s) => s.congested), log);
     for (const s of shards) s.out.onDrain = () => this.onShardDrained(s);
     this.directReplies = new DirectReplies(config.nodeName);
     // Queues and consumers may set their own timeouts, so the tick runs even with the node's off.
@@ -197,7 +156,7 @@ export class Broker implements RemoteLinkHost {
   /** The node stops: the broker's own timers end with it (a node can run inside a longer-lived process, as in tests). */
   close(): void {
     clearInterval(this.consumerTimeoutTimer);
-    clearInterval(this.flowTimer);
+    this.holds.close();
   }
 
   /** Every channel's oldest unacked delivery against the consumer timeout (a tick, not a timer per delivery). */
@@ -312,139 +271,24 @@ export class Broker implements RemoteLinkHost {
   noteShardWrite(shard: QueueLink, conn: Publisher | undefined): void {
     this.dirtyShards.add(shard);
     this.scheduleFlush();
-    if (conn !== undefined && shard.congested) this.pauseForFlow(conn);
+    if (conn !== undefined && shard.congested) this.holds.pauseForFlow(conn);
     const pending = shard.pendingBytes;
     if (pending === 0) return;
-    if (conn !== undefined && pending > ringPendingPauseBytes) {
-      conn.pauseReading();
-      this.pausedByRing.add(conn);
-    }
-    if (pending > ringPendingBlockBytes && !this.blockReasons.has('ring')) {
-      const reason = `${shard.label} ${shard.remoteNode === undefined ? 'ring' : 'link'} full`;
-      this.log.warn(`blocking publishers: ${reason}`);
-      this.setBlock('ring', reason);
-    }
-  }
-
-  /**
-   * Flow: stop reading a publisher while a shard reports a consumed queue backing up. A
-   * connection that also consumes is left alone (its acks are what drains the queue), and
-   * no pause outlasts flowPauseMaxMs, so flow slows publishers down and never wedges them.
-   */
-  private pauseForFlow(conn: Publisher): void {
-    if (this.pausedByFlow.has(conn) || conn.hasConsumers()) return;
-    conn.pauseReading();
-    this.pausedByFlow.set(conn, performance.now());
-    this.flowTimer ??= setInterval(() => this.checkFlow(), flowCheckMs);
-  }
-
-  private checkFlow(): void {
-    const congested = this.shards.some((s) => s.congested);
-    const now = performance.now();
-    for (const [conn, since] of this.pausedByFlow) {
-      if (congested && now - since < flowPauseMaxMs) continue;
-      this.pausedByFlow.delete(conn);
-      this.maybeResume(conn);
-    }
-    if (this.pausedByFlow.size === 0 && this.flowTimer !== undefined) {
-      clearInterval(this.flowTimer);
-      this.flowTimer = undefined;
-    }
+    this.holds.noteRingBacklog(pending, conn, () => `${shard.label} ${shard.remoteNode === undefined ? 'ring' : 'link'} full`);
   }
 
   private onShardDrained(shard: QueueLink): void {
     if (this.shards.some((s) => s.pendingBytes > 0)) return;
     for (const r of this.remoteLinks.values()) if (r.pendingBytes > 0) return;
-    const paused = [...this.pausedByRing];
-    this.pausedByRing.clear();
-    for (const c of paused) this.maybeResume(c);
-    if (this.blockReasons.has('ring')) {
+    if (this.holds.ringsDrained()) {
       this.log.info(`${shard.label} drained: the ring no longer blocks publishers`);
-      this.clearBlock('ring');
       this.flushAll();
     }
   }
 
-  /** Reads a publisher again unless something else still holds it. */
-  private maybeResume(conn: Publisher): void {
-    if (this.pausedByRing.has(conn) || this.pausedByFlow.has(conn) || this.pausedByAlarm.has(conn)) return;
-    conn.resumeReading();
-  }
-
-  /** The reason connection.blocked gives, while anything blocks publishers. */
-  get blockedReason(): string | undefined {
-    for (const reason of this.blockReasons.values()) return reason;
-    return undefined;
-  }
-
-  /**
-   * What blocks publishers now, as alarms in RabbitMQ's two resources (a full ring counts as
-   * memory, an unwritable log as disk), this node's first, then the other nodes' of the cluster.
-   */
+  /** What blocks publishers now, as alarms (publisher-holds.ts): this node's first, then the other nodes' of the cluster. */
   alarms(): NodeAlarmInfo[] {
-    const node = this.config.nodeName;
-    const own: NodeAlarmInfo[] = [];
-    for (const [source, reason] of this.blockReasons) if (source !== 'cluster') own.push({ node, resource: blockSourceResource(source), reason });
-    return [...own, ...this.remoteAlarms.map((a) => ({ node: a.node, resource: a.resource, reason: alarmBlockReason[a.resource] }))];
-  }
-
-  /** The other nodes' resource alarms (cluster/alarm-sync.ts): they hold this node's publishers too. */
-  setRemoteAlarms(alarms: readonly { node: string; resource: AlarmResource }[]): void {
-    this.remoteAlarms = [...alarms];
-    const first = alarms[0];
-    if (first === undefined) this.clearBlock('cluster');
-    else this.setBlock('cluster', alarmBlockReason[first.resource]);
-  }
-
-  /**
-   * RabbitMQ's connection states under a resource alarm: 'blocked' once this node stopped reading
-   * a connection that published, 'blocking' for the others until they publish; undefined without an alarm.
-   */
-  alarmState(p: Publisher): 'blocked' | 'blocking' | undefined {
-    if (this.pausedByAlarm.has(p)) return 'blocked';
-    return this.alarmBlocked ? 'blocking' : undefined;
-  }
-
-  /**
-   * A client connection published while a resource alarm is in effect: it is not read again
-   * until the alarm clears (RabbitMQ's 'blocked'; until they publish, the others are 'blocking').
-   * Peer links are never held: they carry other nodes' consumers too, and a forwarded publish
-   * was held, if at all, at the node its client is on.
-   */
-  holdPublisher(conn: Publisher): void {
-    if (!this.alarmBlocked || this.pausedByAlarm.has(conn)) return;
-    conn.pauseReading();
-    this.pausedByAlarm.add(conn);
-  }
-
-  private holdsPublishers(): boolean {
-    return this.blockReasons.has('memory') || this.blockReasons.has('disk') || this.blockReasons.has('cluster');
-  }
-
-  /** Publishers are blocked for `source` (connection.blocked to every client the first time anything blocks). */
-  setBlock(source: BlockSource, reason: string): void {
-    const wasBlocked = this.blockReasons.size > 0;
-    this.blockReasons.set(source, reason);
-    this.alarmBlocked = this.holdsPublishers();
-    if (!wasBlocked) for (const c of this.connections) c.setBlocked(reason);
-  }
-
-  /** `source` no longer blocks; once nothing does, clients get connection.unblocked and alarm-paused publishers are read again. */
-  clearBlock(source: BlockSource): void {
-    if (!this.blockReasons.delete(source)) return;
-    this.alarmBlocked = this.holdsPublishers();
-    if (!this.alarmBlocked && this.pausedByAlarm.size > 0) {
-      const paused = [...this.pausedByAlarm];
-      this.pausedByAlarm.clear();
-      for (const c of paused) this.maybeResume(c);
-    }
-    if (this.blockReasons.size === 0) for (const c of this.connections) c.setUnblocked();
-  }
-
-  /** A resource alarm from the monitor (resource-alarms.ts). */
-  onResourceAlarm(resource: AlarmResource, active: boolean, reason: string): void {
-    if (active) this.setBlock(resource, reason);
-    else this.clearBlock(resource);
+    return this.holds.alarms();
   }
 
   private scheduleFlush(): void {
@@ -830,9 +674,7 @@ export class Broker implements RemoteLinkHost {
 
   /** A publisher went away: it is no longer paused or resumed. */
   forgetPublisher(p: Publisher): void {
-    this.pausedByRing.delete(p);
-    this.pausedByFlow.delete(p);
-    this.pausedByAlarm.delete(p);
+    this.holds.forget(p);
   }
 
   onShardRecord(shard: QueueLink, kind: number, body: Buffer): void {
@@ -871,10 +713,10 @@ export class Broker implements RemoteLinkHost {
       const reason = r.str();
       if (failing) {
         this.log.error(`${reason}: blocking publishers until the log can be written again`);
-        this.setBlock(`store:${shard.label}`, reason);
-      } else if (this.blockReasons.has(`store:${shard.label}`)) {
+        this.holds.setBlock(`store:${shard.label}`, reason);
+      } else if (this.holds.blockedBy(`store:${shard.label}`)) {
         this.log.info(`${shard.label} log writable again: it no longer blocks publishers`);
-        this.clearBlock(`store:${shard.label}`);
+        this.holds.clearBlock(`store:${shard.label}`);
       }
       this.flushAll();
       return;

@@ -331,7 +331,7 @@ export class Channel {
       pEnd = selected.propsEnd;
     }
     const routingKeys = selected?.routingKeys;
-    if (this.broker.alarmBlocked) this.broker.holdPublisher(this.conn);
+    if (this.broker.holds.alarmBlocked) this.broker.holds.holdPublisher(this.conn);
     if (this.txMode) {
       this.txPublishes.push({ exchange: a.exchange, routingKey: a.routingKey, mandatory: a.mandatory, payload, propsStart: pStart, propsEnd: pEnd, routingKeys });
       return;

@@ -353,7 +353,7 @@ export class Connection {
     this.handshakeTimer = undefined;
     this.sendMethod(0, { id: Method.ConnectionOpenOk, args: { knownHosts: '' } });
     this.broker.log.info(`accepted connection ${this.name} (user '${user.name}', vhost '${vhostName}')`);
-    if (this.broker.blockedReason !== undefined) this.setBlocked(this.broker.blockedReason);
+    if (this.broker.holds.blockedReason !== undefined) this.setBlocked(this.broker.holds.blockedReason);
   }
 
   // ---- heartbeats -------------------------------------------------------------

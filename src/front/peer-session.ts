@@ -15,7 +15,8 @@ import { listenPeers, type PeerLink, type PeerLinkHandlers } from '../cluster/pe
 import type { Logger } from '../node/logger.js';
 import { RecordReader, RecordWriter } from '../ring/record-buffer.js';
 import { PublishFlag } from '../ring/shard-records.js';
-import type { Broker, Publisher } from './broker.js';
+import type { Broker } from './broker.js';
+import type { Publisher } from './publisher-holds.js';
 import { FromShard, PeerRecord, ToShard } from './peer-records.js';
 import { queueLabel } from './queue-args.js';
 import type { QueueLink } from './queue-link.js';

@@ -394,7 +394,7 @@ function connectionRow(c: Connection): Row {
     peer_host: c.transport.remoteAddress,
     peer_port: c.transport.remotePort,
     port: c.transport.localPort,
-    state: c.state === 'open' || c.state === 'opened' ? (c.broker.alarmState(c) ?? 'running') : c.state,
+    state: c.state === 'open' || c.state === 'opened' ? (c.broker.holds.alarmState(c) ?? 'running') : c.state,
     channels: c.channels.size,
     protocol: 'AMQP 0-9-1',
     timeout: c.heartbeatS,

@@ -126,7 +126,7 @@ export class ClusterMember implements ClusterQueues {
     this.plane = new ControlPlane({ hosts: o.etcd, clusterName: o.clusterName, leaseMs: o.leaseMs, log: o.log });
     this.defs = new DefinitionsSync(this.plane.ns, o.log);
     this.placements = new PlacementStore(this.plane.ns);
-    this.alarms = new AlarmSync(this.plane.ns, o.nodeName, (node) => this.members.has(node), (alarms) => o.broker.setRemoteAlarms(alarms), o.log);
+    this.alarms = new AlarmSync(this.plane.ns, o.nodeName, (node) => this.members.has(node), (alarms) => o.broker.holds.setRemoteAlarms(alarms), o.log);
     this.poll = new ReplicaPoll(this.plane.ns, o.nodeName, async (queueId, epoch, fenceMs) => {
       const s = await o.replicator.answerPoll(queueId, epoch, fenceMs);
       return s === undefined ? undefined : { epoch: s.epoch, offset: s.logEnd };

@@ -238,7 +238,7 @@ export async function startNode(config: NodeConfig, log: Logger = createLogger(c
     memoryWatermark: parseMemoryWatermark(config.vmMemoryHighWatermark) ?? defaultMemoryWatermark,
     diskFreeLimit: parseDiskFreeLimit(config.diskFreeLimit) ?? defaultDiskFreeLimit,
     onAlarm: (resource, active, reason) => {
-      broker.onResourceAlarm(resource, active, reason);
+      broker.holds.onResourceAlarm(resource, active, reason);
       // RabbitMQ's alarms are cluster-wide: the other nodes hold their publishers too.
       void member?.publishAlarms(resources.activeResources());
     },
