@@ -69,7 +69,6 @@ export interface NewQueue {
   owner: Connection | undefined;
 }
 
-/** Whose input the broker stops reading while a ring backs up: a client connection or a peer session. */
 /** Where a queue led by another node lives, as cluster placement says. */
 export interface RemotePlacement {
   queueId: number;

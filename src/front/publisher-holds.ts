@@ -13,7 +13,7 @@
 import type { Logger } from '../node/logger.js';
 import { alarmBlockReason, type AlarmResource } from './resource-alarms.js';
 
-/** A connection whose reading can be paused for back-pressure (a client connection, or a peer link's session). */
+/** Whose input the broker stops reading for back-pressure: a client connection or a peer session. */
 export interface Publisher {
   pauseReading(): void;
   resumeReading(): void;
