@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { waitAsync } from './atomics-wait-async.js';
+import { LostWakeupCheck } from './lost-wakeup.js';
 import {
   CONSUMER_POSITION_WORD,
   FLAG_FIRST,
@@ -91,9 +92,8 @@ export class RingReader {
   private batchEnd: (() => void) | undefined;
   private immediate: NodeJS.Immediate | undefined;
   private wakeupCheck: NodeJS.Timeout | undefined;
-  private lostWakeupCount = 0;
-  /** The sleep (by sleepCount) a check found with records published; -1 for none. */
-  private suspectedSleep = -1;
+  /** Waits named by sleepCount. */
+  private readonly lostWakeup = new LostWakeupCheck();
   private readonly onLostWakeup: ((ringName: string, lostWakeups: number) => void) | undefined;
 
   private recordsReadCount = 0;
@@ -213,7 +213,7 @@ export class RingReader {
 
   /** Times the wake-up check found records while this reader slept un-woken. */
   get lostWakeups(): number {
-    return this.lostWakeupCount;
+    return this.lostWakeup.count;
   }
 
   private readProducerPosition(): number {
@@ -299,20 +299,11 @@ export class RingReader {
    * and ignores that wait's late settling.
    */
   private readonly checkWakeup = (): void => {
-    if (!this.running || !this.sleeping || !this.hasData()) {
-      this.suspectedSleep = -1;
-      return;
-    }
-    if (this.suspectedSleep !== this.sleepCount) {
-      this.suspectedSleep = this.sleepCount;
-      return;
-    }
-    this.suspectedSleep = -1;
-    this.lostWakeupCount++;
+    if (!this.lostWakeup.isLost(this.running && this.sleeping && this.hasData(), this.sleepCount)) return;
     this.generation++;
     this.sleeping = false;
     Atomics.store(this.words, READER_SLEEPING_WORD, 0);
-    this.onLostWakeup?.(this.ringName, this.lostWakeupCount);
+    this.onLostWakeup?.(this.ringName, this.lostWakeup.count);
     this.runBatch();
   };
 

@@ -9,6 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { waitAsync } from './atomics-wait-async.js';
+import { LostWakeupCheck } from './lost-wakeup.js';
 import { PendingQueue } from './pending-queue.js';
 import { WAKEUP_CHECK_MS, type RingEndOptions } from './ring-reader.js';
 import {
@@ -63,9 +64,8 @@ export class RingWriter {
   private spaceWaitGeneration = 0;
   /** While records wait for space: keeps the thread alive and checks for a lost wake-up (ring-reader.ts WAKEUP_CHECK_MS). */
   private wakeupCheck: NodeJS.Timeout | undefined;
-  private lostWakeupCount = 0;
-  /** The wait (by spaceWaitGeneration) a check found with the space freed; -1 for none. */
-  private suspectedWait = -1;
+  /** Waits named by spaceWaitGeneration. */
+  private readonly lostWakeup = new LostWakeupCheck();
   private readonly onLostWakeup: ((ringName: string, lostWakeups: number) => void) | undefined;
   private drainNotifyScheduled = false;
   private closed = false;
@@ -367,23 +367,15 @@ export class RingWriter {
 
   /** The reader freed the space this writer waits for, at two checks in a row, and no wake-up came: go on now. */
   private checkWakeup(wantedPosition: number): void {
-    if (!this.waitingForSpace || ((Atomics.load(this.words, CONSUMER_POSITION_WORD) - wantedPosition) | 0) < 0) {
-      this.suspectedWait = -1;
-      return;
-    }
-    if (this.suspectedWait !== this.spaceWaitGeneration) {
-      this.suspectedWait = this.spaceWaitGeneration;
-      return;
-    }
-    this.suspectedWait = -1;
-    this.lostWakeupCount++;
-    this.onLostWakeup?.(this.ringName, this.lostWakeupCount);
+    const freed = this.waitingForSpace && ((Atomics.load(this.words, CONSUMER_POSITION_WORD) - wantedPosition) | 0) >= 0;
+    if (!this.lostWakeup.isLost(freed, this.spaceWaitGeneration)) return;
+    this.onLostWakeup?.(this.ringName, this.lostWakeup.count);
     this.onSpaceFreed();
   }
 
   /** Times the wake-up check found the space this writer waited for freed, un-woken. */
   get lostWakeups(): number {
-    return this.lostWakeupCount;
+    return this.lostWakeup.count;
   }
 }
 

@@ -10,6 +10,7 @@ import {
   HEADER_BYTES,
   PRODUCER_POSITION_WORD,
   READER_SLEEPING_WORD,
+  WRITER_WAITING_WORD,
   createRingBuffer,
   maxWholeBodyBytes,
   recordBytes,
@@ -355,6 +356,38 @@ test('a lost wake-up: a sleeping reader gets the records anyway, from its wake-u
     assert.ok(performance.now() - startedMs < WAKEUP_CHECK_MS * 20, 'caught by the check, not by chance much later');
     assert.equal(reader.lostWakeups, 1);
     assert.deepEqual(lost, ['lost 1']);
+  } finally {
+    reader.stop();
+    writer.close();
+  }
+});
+
+test('a lost wake-up: a writer waiting for space goes on once the space is freed, from its wake-up check, and says so', async () => {
+  const sab = createRingBuffer(RING_BYTES);
+  const words = new Int32Array(sab, 0, HEADER_BYTES / 4);
+  const lost: string[] = [];
+  const writer = new RingWriter(sab, 'lost-space', { onLostWakeup: (name, n) => lost.push(`${name} ${n}`) });
+  const reader = new RingReader(sab, 'lost-space');
+  try {
+    const sent: Got[] = [];
+    let seq = 0;
+    while (writer.write(seq & 127, bodyFor(seq, 1000))) sent.push(expected(seq & 127, bodyFor(seq++, 1000)));
+    sent.push(expected(seq & 127, bodyFor(seq++, 1000)));
+    writer.flush();
+    assert.equal(Atomics.load(words, WRITER_WAITING_WORD), 1, 'the writer waits for space');
+    const drained = new Promise<void>((resolve) => (writer.onDrain = resolve));
+    // What a lost notify leaves behind: the waiting flag cleared (as by the reader) and no wake-up.
+    Atomics.store(words, WRITER_WAITING_WORD, 0);
+    const got: Got[] = [];
+    while (reader.poll(collect(got)) > 0);
+    assert.equal(reader.writerWakes, 0, 'the reader saw no waiting writer, so notified nobody');
+    const startedMs = performance.now();
+    await withDeadline(drained, 'the queued record after a lost wake-up');
+    assert.ok(performance.now() - startedMs < WAKEUP_CHECK_MS * 20, 'caught by the check, not by chance much later');
+    assert.equal(writer.lostWakeups, 1);
+    assert.deepEqual(lost, ['lost-space 1']);
+    pump(writer, reader, collect(got));
+    assert.deepEqual(got, sent, 'everything arrived, in order');
   } finally {
     reader.stop();
     writer.close();
